@@ -1,0 +1,240 @@
+"""The jupyter-server extension app: options, wiring, and the kernel hand-off.
+
+Thin on purpose: it declares the documented options, builds the `TaskRegistry`,
+registers the handlers, hands kernels the publish URL and secret, and watches
+the kernels that own running tasks. The logic lives in `registry` and `handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from traitlets import Float, Int, Type, Unicode
+
+from .handlers import default_handlers
+from .registry import TaskRegistry
+
+__all__ = ["ENV_SECRET", "ENV_URL", "TaskStreamApp", "main"]
+
+#: Environment variables a server-launched kernel reads to find its hub.
+ENV_URL = "JUPYTER_TASKSTREAM_URL"
+ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
+KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+LOOPBACK_HOSTS = {"", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"}
+
+
+class TaskStreamApp(ExtensionApp):
+    """Serve task progress and logs over REST polling and Server-Sent Events."""
+
+    name = "jupyter_taskstream"
+    app_name = "TaskStream"
+    description = "Progress and output of long-running Jupyter work, over polling and SSE."
+    extension_url = "/taskstream/"
+    default_url = "/taskstream/"
+    load_other_extensions = True
+    _watcher: asyncio.Task | None = None
+
+    registry_class = Type(
+        TaskRegistry,
+        klass=TaskRegistry,
+        config=True,
+        help="The class that keeps tasks and their event logs; replace it to store them elsewhere.",
+    )
+    retention_events = Int(
+        10_000,
+        config=True,
+        help="Events kept per task. A client resuming from an older event id gets a fresh "
+        "snapshot instead of a replay; 10,000 keeps a long log resumable at modest memory.",
+    )
+    retention_all_events = Int(
+        100_000,
+        config=True,
+        help="Events kept in the all-tasks log that /taskstream/api/events resumes from.",
+    )
+    heartbeat_interval = Float(
+        15.0,
+        config=True,
+        help="Seconds between SSE heartbeat comments; under the 30-60 s idle timeouts of common proxies.",
+    )
+    progress_rate_hz = Float(
+        10.0,
+        config=True,
+        help="Progress events sent per task per second at most (latest value wins); "
+        "10/s looks smooth and keeps a tight loop from flooding clients.",
+    )
+    max_log_event_bytes = Int(
+        64 * 1024,
+        config=True,
+        help="Log text longer than this (UTF-8 bytes) is split into several log events, never cut.",
+    )
+    max_tasks = Int(
+        1000,
+        config=True,
+        help="Finished tasks kept; when more finish, the oldest finished ones are removed.",
+    )
+    snapshot_log_lines = Int(
+        100,
+        config=True,
+        help="Log lines sent with a snapshot, so a new viewer sees recent output at once.",
+    )
+    subscriber_backlog = Int(
+        5000,
+        config=True,
+        help="Events an SSE subscriber may fall behind before it is disconnected; it then "
+        "reconnects and resumes by id, instead of growing the server's memory.",
+    )
+    write_timeout = Float(
+        30.0,
+        config=True,
+        help="Seconds an SSE client may leave its socket full before it is disconnected.",
+    )
+    retry_ms = Int(
+        2000,
+        config=True,
+        help="Base of the SSE retry: sent to clients; a random 0-100 %% is added to spread reconnects.",
+    )
+    max_body_bytes = Int(
+        4 * 1024 * 1024,
+        config=True,
+        help="Largest request body accepted; larger bodies get 413.",
+    )
+    kernel_check_interval = Float(
+        2.0,
+        config=True,
+        help="Seconds between checks that kernels owning running tasks are still alive.",
+    )
+    kernel_hub_url = Unicode(
+        "",
+        config=True,
+        help="URL kernels publish to (ending in /taskstream/api). Empty: derived from the "
+        "server's own address, on loopback when it listens on all interfaces.",
+    )
+
+    def initialize_settings(self) -> None:
+        """Build the registry and publish secret; hand kernels the hub's address."""
+        self.registry = self.registry_class(
+            parent=self,
+            retention_events=self.retention_events,
+            retention_all_events=self.retention_all_events,
+            progress_rate_hz=self.progress_rate_hz,
+            max_log_event_bytes=self.max_log_event_bytes,
+            max_tasks=self.max_tasks,
+            snapshot_log_lines=self.snapshot_log_lines,
+            subscriber_backlog=self.subscriber_backlog,
+        )
+        # Kernels get this instead of the user's token: it may create and publish, nothing else.
+        self.secret = secrets.token_urlsafe(32)
+        self._saved_env: dict[str, str | None] = {}
+        self.settings.update(
+            {
+                "taskstream_registry": self.registry,
+                "taskstream_secret": self.secret,
+                "taskstream_heartbeat_interval": self.heartbeat_interval,
+                "taskstream_retry_ms": self.retry_ms,
+                "taskstream_write_timeout": self.write_timeout,
+                "taskstream_max_body_bytes": self.max_body_bytes,
+            }
+        )
+        self.registry.add_listener(self._on_event)
+        self._hand_off_to_kernels()
+        event_logger = getattr(self.serverapp, "event_logger", None)
+        if event_logger is not None:
+            event_logger.add_listener(schema_id=KERNEL_ACTIONS_SCHEMA, listener=self._on_kernel_action)
+
+    def initialize_handlers(self) -> None:
+        """Register the hub's routes under the server's base_url."""
+        self.handlers.extend(default_handlers)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        # The port is only final once the server has bound it (port_retries may move it).
+        self._hand_off_to_kernels()
+
+    async def stop_extension(self) -> None:
+        """End every stream, stop the kernel watcher, and take the hand-off back."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+        self.registry.close()
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    def current_activity(self) -> bool:
+        """A running task counts as activity, so idle culling does not stop a busy server."""
+        return self.registry.running_count() > 0
+
+    # ---- kernel hand-off -----------------------------------------------------------------
+
+    def hub_url(self) -> str | None:
+        """The URL server-launched kernels publish to, or None if kernels cannot reach it."""
+        if self.kernel_hub_url:
+            return self.kernel_hub_url.rstrip("/")
+        app = self.serverapp
+        if app is None or getattr(app, "sock", ""):
+            return None
+        host = app.ip
+        if host in LOOPBACK_HOSTS:
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        scheme = "https" if app.certfile else "http"
+        return url_path_join(f"{scheme}://{host}:{app.port}", app.base_url, "taskstream/api")
+
+    def _hand_off_to_kernels(self) -> None:
+        # Kernels started by this server inherit its environment (jupyter_server copies
+        # os.environ when it launches one), which is the one channel every kernel spec shares.
+        url = self.hub_url()
+        if url is None:
+            self.log.warning("taskstream: kernels cannot reach the hub over a unix socket; set kernel_hub_url")
+            return
+        for key, value in ((ENV_URL, url), (ENV_SECRET, self.secret)):
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+
+    # ---- kernel liveness -----------------------------------------------------------------
+
+    def _on_event(self, event: Any) -> None:
+        if event.type == "status" and event.data.get("status") == "pending":
+            if self._watcher is None and self.registry.get(event.task).kernel_id:
+                self._watcher = asyncio.get_running_loop().create_task(self._watch_kernels())
+
+    async def _watch_kernels(self) -> None:
+        """Fail the tasks of kernels that died or were shut down without saying so."""
+        try:
+            while True:
+                await asyncio.sleep(self.kernel_check_interval)
+                await self.check_kernels()
+        except asyncio.CancelledError:
+            pass
+
+    async def check_kernels(self) -> None:
+        """One pass of the liveness check over kernels that own running tasks."""
+        manager = self.serverapp.kernel_manager
+        for kernel_id in self.registry.kernels_with_running_tasks():
+            if kernel_id not in manager:
+                self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was shut down")
+                continue
+            alive = manager.get_kernel(kernel_id).is_alive()
+            if asyncio.iscoroutine(alive):
+                alive = await alive
+            if not alive:
+                self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} died")
+
+    async def _on_kernel_action(self, logger: Any, schema_id: str, data: dict) -> None:
+        action, kernel_id = data.get("action"), data.get("kernel_id")
+        if not kernel_id or data.get("status") != "success":
+            return
+        if action == "shutdown":
+            self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was shut down")
+        elif action == "restart":
+            self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was restarted")
+
+
+main = launch_new_instance = TaskStreamApp.launch_instance

@@ -1,0 +1,143 @@
+"""A bounded, ordered log of events with monotonic ids, and cursors that read it.
+
+One log per task, one for all tasks, one per kernel for commands. Polling
+(``after=``) and SSE (``Last-Event-ID``) both read through a cursor into the same
+log, so there is one source of truth and no per-subscriber queue to fan out into
+(the model is tornado's chat demo ``MessageBuffer``; the failure it avoids is
+sse-starlette#81, where subscribers sharing a queue each got half the events).
+Runs on one asyncio loop; no tornado imports so it tests without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+from typing import Any
+
+from . import sse
+
+__all__ = ["Event", "EventLog", "Gap"]
+
+
+class Gap(Exception):
+    """The cursor points before the oldest retained event: some events are gone."""
+
+
+class Event:
+    """One event: id, task, type, payload, and its SSE bytes encoded once on first use."""
+
+    __slots__ = ("id", "task", "type", "data", "_sse", "_sse_all")
+
+    def __init__(self, id: int, task: str | None, type: str, data: dict[str, Any]):
+        self.id = id
+        self.task = task
+        self.type = type
+        self.data = data
+        self._sse: bytes | None = None
+        self._sse_all: bytes | None = None
+
+    def sse(self) -> bytes:
+        """The event framed for a per-task stream."""
+        if self._sse is None:
+            self._sse = sse.encode_json(self.data, event=self.type, id=self.id)
+        return self._sse
+
+    def sse_all(self) -> bytes:
+        """The event framed for the all-tasks stream, its payload carrying ``task``."""
+        if self._sse_all is None:
+            payload = self.data if self.task is None else {**self.data, "task": self.task}
+            self._sse_all = sse.encode_json(payload, event=self.type, id=self.id)
+        return self._sse_all
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as polling clients get it."""
+        return {"id": self.id, "type": self.type, "data": self.data}
+
+    def __repr__(self) -> str:
+        return f"Event({self.id}, {self.task!r}, {self.type!r}, {json.dumps(self.data)[:60]})"
+
+
+class EventLog:
+    """Events in id order, trimmed to ``retention``; wakes waiters on every append."""
+
+    def __init__(self, retention: int):
+        if retention < 1:
+            raise ValueError("retention must be at least 1 event")
+        self.retention = retention
+        self._events: list[Event] = []
+        self._ids: list[int] = []
+        #: highest id trimmed away; a cursor below it has missed events.
+        self.trimmed_through = 0
+        self.closed = False
+        self._changed: asyncio.Event | None = None
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def last_id(self) -> int:
+        """Id of the newest event, 0 when empty."""
+        return self._ids[-1] if self._ids else self.trimmed_through
+
+    def append(self, event: Event) -> None:
+        """Add an event (ids must increase) and wake every waiter."""
+        if self._ids and event.id <= self._ids[-1]:
+            raise ValueError(f"event id {event.id} is not above {self._ids[-1]}")
+        self._events.append(event)
+        self._ids.append(event.id)
+        # Trim in chunks so appends stay O(1) amortized; the log keeps at least `retention`.
+        if len(self._events) > self.retention + max(16, self.retention // 8):
+            cut = len(self._events) - self.retention
+            self.trimmed_through = self._ids[cut - 1]
+            del self._events[:cut]
+            del self._ids[:cut]
+        self._wake()
+
+    def after(self, cursor: int) -> list[Event]:
+        """Events with id > cursor, oldest first; raises `Gap` if some were trimmed."""
+        if cursor < self.trimmed_through:
+            raise Gap(cursor)
+        start = bisect.bisect_right(self._ids, cursor)
+        return self._events[start:]
+
+    def count_after(self, cursor: int) -> int:
+        """How many retained events have id > cursor."""
+        return len(self._ids) - bisect.bisect_right(self._ids, cursor)
+
+    def tail(self, n: int, type: str | None = None) -> list[Event]:
+        """The newest ``n`` events (of one type, if given), oldest first."""
+        if type is None:
+            return self._events[-n:] if n > 0 else []
+        out: list[Event] = []
+        for event in reversed(self._events):
+            if len(out) >= n:
+                break
+            if event.type == type:
+                out.append(event)
+        out.reverse()
+        return out
+
+    async def wait(self, cursor: int, timeout: float | None) -> bool:
+        """Wait until an event newer than ``cursor`` exists or the log closes; False on timeout."""
+        if self.last_id > cursor or self.closed:
+            return True
+        if self._changed is None:
+            # Created lazily so a log nobody waits on costs no asyncio object per append.
+            self._changed = asyncio.Event()
+        changed = self._changed
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Mark the log finished (task deleted, server stopping) and wake every waiter."""
+        self.closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None

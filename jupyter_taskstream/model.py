@@ -1,0 +1,311 @@
+"""The task and event model shared by the hub and the kernel runtime.
+
+Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides of
+the package (and any other producer) agree on one definition of a snapshot and
+of a valid event. Times are passed in as epoch seconds so callers own the clock.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import TaskFinished, ValidationError
+
+__all__ = [
+    "EVENT_TYPES",
+    "PUBLISHED_EVENT_TYPES",
+    "STATUSES",
+    "TERMINAL_STATUSES",
+    "TaskState",
+    "iso_time",
+    "new_task_id",
+    "validate_event",
+    "validate_name",
+    "validate_task_id",
+    "validate_task_spec",
+]
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+#: Event types a producer may publish; ``end`` and ``snapshot`` are written by the hub.
+PUBLISHED_EVENT_TYPES = ("status", "progress", "log")
+EVENT_TYPES = (*PUBLISHED_EVENT_TYPES, "end")
+LOG_STREAMS = ("stdout", "stderr")
+
+_TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_NAME_LENGTH = 200
+# Weight of the newest sample in the hub's moving average of the rate (tqdm's default smoothing).
+RATE_SMOOTHING = 0.3
+
+
+def new_task_id() -> str:
+    """Return a short, URL-safe, random task id."""
+    return secrets.token_urlsafe(8)
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Format epoch seconds as ISO 8601 UTC (``2026-01-01T00:00:00.000000Z``)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def validate_task_id(value: Any, field: str = "id") -> str:
+    """Check a client-chosen task id: 1-64 characters of ``[A-Za-z0-9_-]``."""
+    if not isinstance(value, str) or not _TASK_ID_RE.match(value):
+        raise ValidationError(field, "must be 1-64 characters of letters, digits, '-' or '_'")
+    return value
+
+
+def validate_name(value: Any, field: str = "name") -> str:
+    """Check a task name: a non-empty string of at most 200 characters."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(field, "must be a non-empty string")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(field, f"must be at most {MAX_NAME_LENGTH} characters")
+    return value
+
+
+def _number(data: dict, key: str, field: str, *, required=False, nullable=False, minimum=None):
+    if key not in data:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    value = data[key]
+    if value is None:
+        if nullable:
+            return None
+        raise ValidationError(field, "must be a number, not null")
+    # bool is an int subclass; true/false as a count is always a client bug.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(field, "must be a finite number")
+    if minimum is not None and value < minimum:
+        raise ValidationError(field, f"must be >= {minimum}")
+    return value
+
+
+def _string(data: dict, key: str, field: str, *, required=False, choices=None, max_length=None):
+    if key not in data:
+        if required:
+            raise ValidationError(field, "is required")
+        return None
+    value = data[key]
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    if choices is not None and value not in choices:
+        raise ValidationError(field, f"must be one of {', '.join(choices)}")
+    if max_length is not None and len(value) > max_length:
+        raise ValidationError(field, f"must be at most {max_length} characters")
+    return value
+
+
+def _error(data: Any, field: str) -> dict:
+    if not isinstance(data, dict):
+        raise ValidationError(field, "must be an object")
+    out = {
+        "type": _string(data, "type", f"{field}.type") or "Error",
+        "message": _string(data, "message", f"{field}.message") or "",
+        "traceback": _string(data, "traceback", f"{field}.traceback") or "",
+    }
+    return out
+
+
+def _check_keys(data: dict, allowed: tuple, field: str) -> None:
+    extra = sorted(set(data) - set(allowed))
+    if extra:
+        raise ValidationError(f"{field}.{extra[0]}", "is not a known field")
+
+
+def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str, dict]:
+    """Validate one published event and return ``(type, normalized data)``.
+
+    Raises `ValidationError` naming the offending field, e.g. ``events[2].data.current``.
+    """
+    if etype not in PUBLISHED_EVENT_TYPES:
+        raise ValidationError(f"{field}.type", f"must be one of {', '.join(PUBLISHED_EVENT_TYPES)}")
+    if not isinstance(data, dict):
+        raise ValidationError(f"{field}.data", "must be an object")
+    f = f"{field}.data"
+    if etype == "status":
+        _check_keys(data, ("status", "message", "error"), f)
+        out: dict = {"status": _string(data, "status", f"{f}.status", required=True, choices=STATUSES)}
+        message = _string(data, "message", f"{f}.message")
+        if message is not None:
+            out["message"] = message
+        if data.get("error") is not None:
+            out["error"] = _error(data["error"], f"{f}.error")
+        return etype, out
+    if etype == "progress":
+        _check_keys(data, ("current", "total", "unit", "message", "rate", "eta"), f)
+        out = {"current": _number(data, "current", f"{f}.current", required=True, minimum=0)}
+        if "total" in data:
+            out["total"] = _number(data, "total", f"{f}.total", nullable=True, minimum=0)
+        for key in ("unit", "message"):
+            value = _string(data, key, f"{f}.{key}", max_length=10_000)
+            if value is not None:
+                out[key] = value
+        for key in ("rate", "eta"):
+            value = _number(data, key, f"{f}.{key}", nullable=True, minimum=0)
+            if value is not None:
+                out[key] = value
+        return etype, out
+    _check_keys(data, ("stream", "text"), f)
+    return etype, {
+        "stream": _string(data, "stream", f"{f}.stream", choices=LOG_STREAMS) or "stdout",
+        "text": _string(data, "text", f"{f}.text", required=True),
+    }
+
+
+def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:
+    """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``."""
+    if not isinstance(spec, dict):
+        raise ValidationError(field or "body", "must be a JSON object")
+    prefix = f"{field}." if field else ""
+    allowed = {"name", "total", "unit", "id", "kernel_id"}
+    extra = sorted(set(spec) - allowed)
+    if extra:
+        raise ValidationError(f"{prefix}{extra[0]}", "is not a known field")
+    out: dict = {"name": validate_name(spec.get("name"), f"{prefix}name")}
+    out["total"] = _number(spec, "total", f"{prefix}total", nullable=True, minimum=0)
+    unit = spec.get("unit", "it")
+    if not isinstance(unit, str) or len(unit) > 50:
+        raise ValidationError(f"{prefix}unit", "must be a string of at most 50 characters")
+    out["unit"] = unit
+    if "id" in spec or require_id:
+        out["id"] = validate_task_id(spec.get("id"), f"{prefix}id")
+    if spec.get("kernel_id") is not None:
+        if not isinstance(spec["kernel_id"], str) or not spec["kernel_id"]:
+            raise ValidationError(f"{prefix}kernel_id", "must be a string")
+        out["kernel_id"] = spec["kernel_id"]
+    return out
+
+
+class TaskState:
+    """The hub's (and runtime's) view of one task: applies events, renders snapshots."""
+
+    __slots__ = (
+        "id", "name", "status", "current", "total", "unit", "rate", "eta", "message",
+        "kernel_id", "created", "started", "finished", "error", "cancel_requested",
+        "last_event_id", "version", "_rate_sample",
+    )  # fmt: skip
+
+    def __init__(self, task_id: str, name: str, *, now: float, total=None, unit="it", kernel_id=None):
+        self.id = task_id
+        self.name = name
+        self.status = "pending"
+        self.current: float = 0
+        self.total = total
+        self.unit = unit
+        self.rate: float | None = None
+        self.eta: float | None = None
+        self.message = ""
+        self.kernel_id = kernel_id
+        self.created = now
+        self.started: float | None = None
+        self.finished: float | None = None
+        self.error: dict | None = None
+        self.cancel_requested = False
+        self.last_event_id = 0
+        #: bumped on every change, including coalesced progress not yet sent: the ETag.
+        self.version = 0
+        self._rate_sample: tuple[float, float] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        """True once the task has completed, failed or been cancelled."""
+        return self.status in TERMINAL_STATUSES
+
+    def apply(self, etype: str, data: dict, now: float) -> None:
+        """Fold a validated event into the state; raises `TaskFinished` after the end."""
+        if self.terminal:
+            raise TaskFinished(self.id, self.status)
+        self.version += 1
+        if etype == "status":
+            status = data["status"]
+            if status == "pending" and self.status == "running":
+                raise ValidationError("data.status", "cannot go back from running to pending")
+            self.status = status
+            if "message" in data:
+                self.message = data["message"]
+            if status != "pending" and self.started is None:
+                self.started = now
+            if status in TERMINAL_STATUSES:
+                self.finished = now
+                self.eta = None
+                if "error" in data:
+                    self.error = data["error"]
+        elif etype == "progress":
+            self._start(now)
+            if "total" in data:
+                self.total = data["total"]
+            if "unit" in data:
+                self.unit = data["unit"]
+            if "message" in data:
+                self.message = data["message"]
+            self._update_rate(data["current"], now, data.get("rate"))
+            self.current = data["current"]
+            if "eta" in data:
+                self.eta = data["eta"]
+            elif self.rate and self.total is not None:
+                self.eta = max(self.total - self.current, 0) / self.rate
+            else:
+                self.eta = None
+        elif etype == "log":
+            self._start(now)
+
+    def _start(self, now: float) -> None:
+        if self.status == "pending":
+            self.status = "running"
+            self.started = now
+
+    def _update_rate(self, current: float, now: float, given: float | None) -> None:
+        if given is not None:
+            self.rate = given
+            return
+        sample = self._rate_sample
+        if sample is not None and now <= sample[0]:
+            return  # same instant: keep the older sample so the next interval is measurable
+        self._rate_sample = (now, current)
+        if sample is None or current < sample[1]:
+            return  # first sample, or the counter was reset: no rate to derive
+        dt, dn = now - sample[0], current - sample[1]
+        instant = dn / dt
+        self.rate = instant if self.rate is None else RATE_SMOOTHING * instant + (1 - RATE_SMOOTHING) * self.rate
+
+    def progress(self) -> dict:
+        """The ``progress`` object of the snapshot."""
+        total = self.total
+        fraction = None
+        if total:
+            fraction = min(max(self.current / total, 0.0), 1.0)
+        elif total == 0:
+            fraction = 1.0 if self.terminal else 0.0
+        return {
+            "current": self.current,
+            "total": total,
+            "fraction": fraction,
+            "unit": self.unit,
+            "rate": self.rate,
+            "eta": self.eta,
+        }
+
+    def snapshot(self) -> dict:
+        """The task as JSON-ready data, in the hub's documented shape."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "progress": self.progress(),
+            "message": self.message,
+            "kernel_id": self.kernel_id,
+            "created": iso_time(self.created),
+            "started": iso_time(self.started),
+            "finished": iso_time(self.finished),
+            "error": self.error,
+            "cancel_requested": self.cancel_requested,
+            "last_event_id": self.last_event_id,
+        }

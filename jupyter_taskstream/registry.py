@@ -1,0 +1,397 @@
+"""The hub's task registry: task states, their event logs, subscriptions and commands.
+
+A `LoggingConfigurable` with no tornado or Jupyter server imports, so it can be
+driven directly in tests; the extension app builds one and the handlers call it.
+Everything runs on the server's asyncio loop, so no locks are needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict, deque
+from typing import Any, Callable, Iterable
+
+from traitlets import Callable as CallableTrait
+from traitlets import Float, Int
+from traitlets.config import LoggingConfigurable
+
+from .errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning
+from .eventlog import Event, EventLog, Gap
+from .model import TERMINAL_STATUSES, TaskState, new_task_id
+
+__all__ = ["Subscription", "SubscriberTooSlow", "TaskRegistry"]
+
+
+class SubscriberTooSlow(Exception):
+    """A subscriber fell further behind than its backlog allows; drop it, it resumes by id."""
+
+
+class _ProgressGate:
+    """Per-task progress coalescing: when the last progress went out, and a pending flush."""
+
+    __slots__ = ("last_sent", "timer")
+
+    def __init__(self) -> None:
+        self.last_sent = float("-inf")
+        self.timer: asyncio.TimerHandle | None = None
+
+
+class Subscription:
+    """One reader of one log: a cursor, a bounded backlog, and a way to be closed."""
+
+    def __init__(self, registry: TaskRegistry, log: EventLog, cursor: int, backlog: int, task_id=None):
+        self.registry = registry
+        self.log = log
+        self.cursor = cursor
+        self.backlog = backlog
+        self.task_id = task_id
+        self.closed = False
+
+    async def next(self, timeout: float | None) -> list[Event] | None:
+        """The events after the cursor (at least one), or None when ``timeout`` passes first.
+
+        Returns ``[]`` once the subscription or its log is closed. Raises `SubscriberTooSlow`
+        when more events wait than the backlog allows, or some were trimmed before being read.
+        """
+        while True:
+            if self.closed:
+                return []
+            try:
+                pending = self.log.count_after(self.cursor)
+                if pending > self.backlog:
+                    raise SubscriberTooSlow(pending)
+                events = self.log.after(self.cursor)
+            except Gap as e:
+                raise SubscriberTooSlow(self.cursor) from e
+            if events:
+                self.cursor = events[-1].id
+                return events
+            if self.log.closed:
+                return []
+            if not await self.log.wait(self.cursor, timeout):
+                return None
+
+    def close(self) -> None:
+        """Stop reading; frees the registry's reference at once."""
+        if not self.closed:
+            self.closed = True
+            self.registry._subscriptions.discard(self)
+
+
+class TaskRegistry(LoggingConfigurable):
+    """Every task the hub knows: state, per-task log, the all-tasks log, kernel command logs."""
+
+    retention_events = Int(10_000, help="Events kept per task.")
+    retention_all_events = Int(100_000, help="Events kept in the all-tasks log.")
+    progress_rate_hz = Float(10.0, help="Progress events sent per task per second, at most.")
+    max_log_event_bytes = Int(64 * 1024, help="Longer log text is split into several events.")
+    max_tasks = Int(1000, help="Finished tasks kept; the oldest finished are removed first.")
+    snapshot_log_lines = Int(100, help="Log lines sent with a snapshot.")
+    subscriber_backlog = Int(5000, help="Events a subscriber may fall behind before it is dropped.")
+    clock = CallableTrait(time.time, help="Epoch-seconds clock; injectable for tests.")
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._tasks: OrderedDict[str, TaskState] = OrderedDict()
+        self._logs: dict[str, EventLog] = {}
+        self._finished: deque[str] = deque()
+        self._gates: dict[str, _ProgressGate] = {}
+        self._kernel_commands: dict[str, EventLog] = {}
+        self._publisher_seq: dict[str, int] = {}
+        self._subscriptions: set[Subscription] = set()
+        self.all_events = EventLog(self.retention_all_events)
+        self.last_event_id = 0
+        self._listeners: list[Callable[[Event], None]] = []
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def get(self, task_id: str) -> TaskState:
+        """The task with this id; raises `TaskNotFound`."""
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(task_id) from None
+
+    def tasks(self, status: str | None = None) -> list[TaskState]:
+        """Tasks newest first, optionally only those with one status."""
+        out = [t for t in reversed(self._tasks.values()) if status is None or t.status == status]
+        return out
+
+    def log(self, task_id: str) -> EventLog:
+        """The event log of one task."""
+        self.get(task_id)
+        return self._logs[task_id]
+
+    def running_count(self) -> int:
+        """Tasks not yet finished: what `current_activity` reports to the idle culler."""
+        return sum(1 for t in self._tasks.values() if not t.terminal)
+
+    def snapshot_event(self, task_id: str) -> tuple[int, dict]:
+        """``(id, data)`` of a per-task ``snapshot`` event: the snapshot plus the log tail."""
+        task = self.get(task_id)
+        tail = self._logs[task_id].tail(self.snapshot_log_lines, "log")
+        return task.last_event_id, {**task.snapshot(), "log": [_log_line(e) for e in tail]}
+
+    def all_snapshot_event(self) -> tuple[int, dict]:
+        """``(id, data)`` of the all-tasks ``snapshot`` event."""
+        tasks = []
+        for task in self.tasks():
+            tail = self._logs[task.id].tail(self.snapshot_log_lines, "log")
+            tasks.append({**task.snapshot(), "log": [_log_line(e) for e in tail]})
+        return self.last_event_id, {"tasks": tasks}
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        *,
+        total: float | None = None,
+        unit: str = "it",
+        kernel_id: str | None = None,
+        task_id: str | None = None,
+    ) -> TaskState:
+        """Register a new ``pending`` task; a given id must be new (else `TaskExists`)."""
+        if task_id is None:
+            task_id = new_task_id()
+            while task_id in self._tasks:
+                task_id = new_task_id()
+        elif task_id in self._tasks:
+            raise TaskExists(task_id)
+        task = TaskState(task_id, name, now=self.clock(), total=total, unit=unit, kernel_id=kernel_id)
+        self._tasks[task_id] = task
+        self._logs[task_id] = EventLog(self.retention_events)
+        self._emit(task, "status", {"status": "pending", "name": name})
+        return task
+
+    def ensure(self, spec: dict) -> TaskState:
+        """Create the task a publisher describes, or return it if that publisher made it already."""
+        task = self._tasks.get(spec["id"])
+        if task is not None:
+            if task.kernel_id != spec.get("kernel_id"):
+                raise TaskExists(spec["id"])
+            return task
+        return self.create(
+            spec["name"],
+            total=spec.get("total"),
+            unit=spec.get("unit") or "it",
+            kernel_id=spec.get("kernel_id"),
+            task_id=spec["id"],
+        )
+
+    def check_publishable(self, task_id: str) -> TaskState:
+        """The task, if it still takes events; raises `TaskNotFound` or `TaskFinished`."""
+        task = self.get(task_id)
+        if task.terminal:
+            raise TaskFinished(task_id, task.status)
+        return task
+
+    def publish(self, task_id: str, events: Iterable[tuple[str, dict]]) -> None:
+        """Apply validated events to a task, in order, and fan them out."""
+        task = self.check_publishable(task_id)
+        now = self.clock()
+        for etype, data in events:
+            if task.terminal:
+                raise TaskFinished(task_id, task.status)
+            if etype == "progress":
+                task.apply(etype, data, now)
+                self._progress_changed(task, now)
+            elif etype == "log":
+                task.apply(etype, data, now)
+                for text in _split_utf8(data["text"], self.max_log_event_bytes):
+                    self._emit(task, "log", {"stream": data["stream"], "text": text})
+            else:
+                if data["status"] in TERMINAL_STATUSES:
+                    self._flush_progress(task)
+                task.apply(etype, data, now)
+                self._emit(task, "status", data)
+                if task.terminal:
+                    self._finish(task)
+
+    def publisher_seen(self, publisher: str, seq: int) -> bool:
+        """True if this publisher already delivered batch ``seq`` (a retry after a lost reply)."""
+        last = self._publisher_seq.get(publisher)
+        if last is not None and seq <= last:
+            return True
+        self._publisher_seq[publisher] = seq
+        return False
+
+    def request_cancel(self, task_id: str) -> TaskState:
+        """Flag the task, tell its kernel; a task nobody has started yet ends at once."""
+        task = self.check_publishable(task_id)
+        task.cancel_requested = True
+        task.version += 1
+        if task.status == "pending" and task.kernel_id is None:
+            self.publish(task_id, [("status", {"status": "cancelled", "message": "cancelled before it started"})])
+            return task
+        self._emit(task, "status", {"status": task.status, "cancel_requested": True})
+        if task.kernel_id is not None:
+            self.send_command(task.kernel_id, "cancel", {"task": task_id})
+        return task
+
+    def delete(self, task_id: str) -> None:
+        """Forget a finished task and its log; raises `TaskRunning` while it runs."""
+        task = self.get(task_id)
+        if not task.terminal:
+            raise TaskRunning(task_id, task.status)
+        self._remove(task_id)
+
+    def fail_kernel_tasks(self, kernel_id: str, message: str) -> list[str]:
+        """End every unfinished task of a kernel as ``failed``; returns their ids."""
+        failed = []
+        for task in list(self._tasks.values()):
+            if task.kernel_id == kernel_id and not task.terminal:
+                error = {"type": "KernelDied", "message": message, "traceback": ""}
+                self.publish(task.id, [("status", {"status": "failed", "message": message, "error": error})])
+                failed.append(task.id)
+        log = self._kernel_commands.pop(kernel_id, None)
+        if log is not None:
+            log.close()
+        return failed
+
+    def kernels_with_running_tasks(self) -> set[str]:
+        """Kernel ids that own at least one unfinished task."""
+        return {t.kernel_id for t in self._tasks.values() if t.kernel_id and not t.terminal}
+
+    # ---- kernel commands -----------------------------------------------------------------
+
+    def commands(self, kernel_id: str) -> EventLog:
+        """The command log a kernel's runtime reads (``cancel``, ``start``)."""
+        log = self._kernel_commands.get(kernel_id)
+        if log is None or log.closed:
+            log = self._kernel_commands[kernel_id] = EventLog(1000)
+        return log
+
+    def send_command(self, kernel_id: str, ctype: str, data: dict) -> Event:
+        """Append a command for a kernel's runtime."""
+        self.last_event_id += 1
+        event = Event(self.last_event_id, data.get("task"), ctype, data)
+        self.commands(kernel_id).append(event)
+        return event
+
+    # ---- subscriptions -------------------------------------------------------------------
+
+    def subscribe(self, log: EventLog, cursor: int, task_id: str | None = None) -> Subscription:
+        """A new reader of ``log`` starting after ``cursor``."""
+        sub = Subscription(self, log, cursor, self.subscriber_backlog, task_id)
+        self._subscriptions.add(sub)
+        return sub
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions: SSE streams and long-polls in progress."""
+        return len(self._subscriptions)
+
+    def resume_point(self, log: EventLog, last_event_id: int | None) -> int | None:
+        """The cursor to replay from, or None when a fresh snapshot is needed.
+
+        An id from the future (e.g. issued before a restart) or older than the retained
+        events gets a snapshot instead of a stall (mercure#704) or silent loss.
+        """
+        if last_event_id is None or last_event_id > self.last_event_id:
+            return None
+        if last_event_id < log.trimmed_through:
+            return None
+        return last_event_id
+
+    def add_listener(self, listener: Callable[[Event], None]) -> None:
+        """Call ``listener(event)`` for every event the registry emits."""
+        self._listeners.append(listener)
+
+    def close(self) -> None:
+        """End every stream (server shutdown) and cancel pending timers."""
+        for gate in self._gates.values():
+            if gate.timer is not None:
+                gate.timer.cancel()
+        self._gates.clear()
+        for log in (*self._logs.values(), *self._kernel_commands.values(), self.all_events):
+            log.close()
+        for sub in list(self._subscriptions):
+            sub.close()
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _emit(self, task: TaskState, etype: str, data: dict) -> Event:
+        self.last_event_id += 1
+        task.last_event_id = self.last_event_id
+        task.version += 1
+        if etype == "end":
+            data = task.snapshot()
+        event = Event(self.last_event_id, task.id, etype, data)
+        self._logs[task.id].append(event)
+        self.all_events.append(event)
+        for listener in self._listeners:
+            listener(event)
+        return event
+
+    def _progress_data(self, task: TaskState) -> dict:
+        return {**task.progress(), "message": task.message}
+
+    def _progress_changed(self, task: TaskState, now: float) -> None:
+        gate = self._gates.setdefault(task.id, _ProgressGate())
+        interval = 1.0 / self.progress_rate_hz if self.progress_rate_hz > 0 else 0.0
+        if gate.timer is not None:
+            return  # a flush is already scheduled; it will send the latest value
+        wait = gate.last_sent + interval - now
+        if wait <= 0:
+            gate.last_sent = now
+            self._emit(task, "progress", self._progress_data(task))
+            return
+        gate.timer = asyncio.get_running_loop().call_later(wait, self._flush_progress, task)
+
+    def _flush_progress(self, task: TaskState) -> None:
+        gate = self._gates.get(task.id)
+        if gate is None or gate.timer is None:
+            return
+        gate.timer.cancel()
+        gate.timer = None
+        if self._tasks.get(task.id) is task and not task.terminal:
+            gate.last_sent = self.clock()
+            self._emit(task, "progress", self._progress_data(task))
+
+    def _finish(self, task: TaskState) -> None:
+        gate = self._gates.pop(task.id, None)
+        if gate is not None and gate.timer is not None:
+            gate.timer.cancel()
+        self._emit(task, "end", {})
+        self._finished.append(task.id)
+        while len(self._finished) > self.max_tasks:
+            old = self._finished.popleft()
+            if old in self._tasks:
+                self._remove(old)
+
+    def _remove(self, task_id: str) -> None:
+        self._tasks.pop(task_id, None)
+        log = self._logs.pop(task_id, None)
+        if log is not None:
+            log.close()
+        try:
+            self._finished.remove(task_id)
+        except ValueError:
+            pass
+        self.last_event_id += 1
+        event = Event(self.last_event_id, task_id, "deleted", {})
+        self.all_events.append(event)
+        for listener in self._listeners:
+            listener(event)
+
+
+def _log_line(event: Event) -> dict:
+    return {"id": event.id, **event.data}
+
+
+def _split_utf8(text: str, limit: int) -> list[str]:
+    """Split text into pieces of at most ``limit`` UTF-8 bytes, never inside a character."""
+    if limit <= 0 or len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:
+        return [text]
+    pieces, current, size = [], [], 0
+    for ch in text:
+        n = len(ch.encode("utf-8"))
+        if size + n > limit and current:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += n
+    pieces.append("".join(current))
+    return pieces

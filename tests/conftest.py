@@ -1,0 +1,107 @@
+"""Shared fixtures: a real jupyter server with the extension loaded, and HTTP clients for it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from httpx_sse import aconnect_sse
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def taskstream_config() -> dict:
+    """Per-test overrides of ``c.TaskStreamApp``; a module or test may override this fixture."""
+    return {"heartbeat_interval": 0.5, "retry_ms": 100}
+
+
+@pytest.fixture
+def jp_server_config(taskstream_config):
+    return {
+        "ServerApp": {
+            "jpserver_extensions": {"jupyter_taskstream": True},
+            "reraise_server_extension_failures": True,
+        },
+        "TaskStreamApp": taskstream_config,
+    }
+
+
+@pytest.fixture
+def registry(jp_serverapp):
+    """The hub's live registry inside the test server."""
+    return jp_serverapp.web_app.settings["taskstream_registry"]
+
+
+@pytest.fixture
+def server_url(http_server_client, jp_http_port, jp_base_url) -> str:
+    """Root URL of the running test server, base_url included."""
+    return f"http://127.0.0.1:{jp_http_port}{jp_base_url}"
+
+
+@pytest.fixture
+def api_url(server_url) -> str:
+    return server_url + "taskstream/api"
+
+
+def _client(jp_asyncio_loop, **kwargs) -> Iterator[httpx.AsyncClient]:
+    # pytest-jupyter runs async tests on its own loop and has no async fixtures,
+    # so clients are made here and closed on that loop.
+    c = httpx.AsyncClient(timeout=10, **kwargs)
+    yield c
+    jp_asyncio_loop.run_until_complete(c.aclose())
+
+
+@pytest.fixture
+def client(server_url, jp_auth_header, jp_asyncio_loop) -> Iterator[httpx.AsyncClient]:
+    """An httpx client holding the user's token."""
+    yield from _client(jp_asyncio_loop, base_url=server_url, headers=jp_auth_header)
+
+
+@pytest.fixture
+def anon(server_url, jp_asyncio_loop) -> Iterator[httpx.AsyncClient]:
+    """An httpx client with no credentials at all."""
+    yield from _client(jp_asyncio_loop, base_url=server_url)
+
+
+@pytest.fixture
+def publisher(server_url, jp_serverapp, jp_asyncio_loop) -> Iterator[httpx.AsyncClient]:
+    """An httpx client holding only the publish secret, as a kernel has."""
+    secret = jp_serverapp.web_app.settings["taskstream_secret"]
+    yield from _client(jp_asyncio_loop, base_url=server_url, headers={"X-TaskStream-Secret": secret})
+
+
+async def wait_for(condition, timeout: float = 10.0, interval: float = 0.02, message: str = "") -> Any:
+    """Poll ``condition()`` (sync or async) until truthy; fail with ``message`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
+        await asyncio.sleep(interval)
+
+
+async def read_sse(client: httpx.AsyncClient, url: str, *, until=None, count=None, timeout=10.0, headers=None):
+    """Read SSE events from ``url`` into a list of ``(id, event, data)`` until a condition, with a deadline."""
+    received: list[tuple[str, str, Any]] = []
+
+    async def run():
+        async with aconnect_sse(client, "GET", url, headers=headers or {}) as source:
+            assert source.response.status_code == 200, source.response.status_code
+            async for sse in source.aiter_sse():
+                received.append((sse.id, sse.event, json.loads(sse.data) if sse.data else None))
+                if until is not None and until(received):
+                    return
+                if count is not None and len(received) >= count:
+                    return
+
+    await asyncio.wait_for(run(), timeout)
+    return received
