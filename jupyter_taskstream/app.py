@@ -38,6 +38,7 @@ class TaskStreamApp(ExtensionApp):
     default_url = "/taskstream/"
     load_other_extensions = True
     _watcher: asyncio.Task | None = None
+    _watched_kernels: set[str]
 
     registry_class = Type(
         TaskRegistry,
@@ -130,6 +131,7 @@ class TaskStreamApp(ExtensionApp):
         # Kernels get this instead of the user's token: it may create and publish, nothing else.
         self.secret = secrets.token_urlsafe(32)
         self._saved_env: dict[str, str | None] = {}
+        self._watched_kernels = set()
         self.settings.update(
             {
                 "taskstream_registry": self.registry,
@@ -202,8 +204,28 @@ class TaskStreamApp(ExtensionApp):
 
     def _on_event(self, event: Any) -> None:
         if event.type == "status" and event.data.get("status") == "pending":
-            if self._watcher is None and self.registry.get(event.task).kernel_id:
-                self._watcher = asyncio.get_running_loop().create_task(self._watch_kernels())
+            kernel_id = self.registry.get(event.task).kernel_id
+            if kernel_id:
+                self._watch_kernel(kernel_id)
+
+    def _watch_kernel(self, kernel_id: str) -> None:
+        """Learn at once when a kernel that owns tasks restarts or dies."""
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch_kernels())
+        manager = self.serverapp.kernel_manager
+        if kernel_id in self._watched_kernels or kernel_id not in manager:
+            return
+        self._watched_kernels.add(kernel_id)
+        # The restarter revives a killed kernel within seconds, after which it looks alive:
+        # only its callbacks tell that the tasks inside it are gone.
+        manager.add_restart_callback(
+            kernel_id,
+            lambda: self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} died and was restarted"),
+            "restart",
+        )
+        manager.add_restart_callback(
+            kernel_id, lambda: self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} died"), "dead"
+        )
 
     async def _watch_kernels(self) -> None:
         """Fail the tasks of kernels that died or were shut down without saying so."""
@@ -217,6 +239,7 @@ class TaskStreamApp(ExtensionApp):
     async def check_kernels(self) -> None:
         """One pass of the liveness check over kernels that own running tasks."""
         manager = self.serverapp.kernel_manager
+        self._watched_kernels &= set(manager.list_kernel_ids())
         for kernel_id in self.registry.kernels_with_running_tasks():
             if kernel_id not in manager:
                 self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was shut down")

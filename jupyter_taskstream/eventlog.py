@@ -70,7 +70,7 @@ class EventLog:
         #: highest id trimmed away; a cursor below it has missed events.
         self.trimmed_through = 0
         self.closed = False
-        self._changed: asyncio.Event | None = None
+        self._waiters: set[asyncio.Future] = set()
 
     def __len__(self) -> int:
         return len(self._events)
@@ -118,19 +118,26 @@ class EventLog:
         out.reverse()
         return out
 
+    def waiter(self, timeout: float | None) -> asyncio.Future:
+        """A future that resolves True at the next append or close, False after ``timeout``.
+
+        One future and one timer per waiter, no task: cheap enough for thousands of
+        subscribers, and the owner may resolve it early (a subscription closing).
+        """
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiters.add(fut)
+        if timeout is not None:
+            timer = loop.call_later(timeout, _resolve, fut, False)
+            fut.add_done_callback(lambda _f: timer.cancel())
+        fut.add_done_callback(self._waiters.discard)
+        return fut
+
     async def wait(self, cursor: int, timeout: float | None) -> bool:
         """Wait until an event newer than ``cursor`` exists or the log closes; False on timeout."""
         if self.last_id > cursor or self.closed:
             return True
-        if self._changed is None:
-            # Created lazily so a log nobody waits on costs no asyncio object per append.
-            self._changed = asyncio.Event()
-        changed = self._changed
-        try:
-            await asyncio.wait_for(changed.wait(), timeout)
-        except asyncio.TimeoutError:
-            return False
-        return True
+        return await self.waiter(timeout)
 
     def close(self) -> None:
         """Mark the log finished (task deleted, server stopping) and wake every waiter."""
@@ -138,6 +145,11 @@ class EventLog:
         self._wake()
 
     def _wake(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        if self._waiters:
+            for fut in list(self._waiters):
+                _resolve(fut, True)
+
+
+def _resolve(fut: asyncio.Future, value: bool) -> None:
+    if not fut.done():
+        fut.set_result(value)

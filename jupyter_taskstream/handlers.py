@@ -196,9 +196,16 @@ class TaskListHandler(TaskStreamHandler):
         spec = validate_task_spec(self.json_body(), "", require_id=False)
         if "kernel_id" in spec and not self.publisher:
             raise ValidationError("kernel_id", "may only be set by a kernel's runtime")
-        task = self.registry.ensure(spec) if "id" in spec else self.registry.create(
-            spec["name"], total=spec["total"], unit=spec["unit"], kernel_id=spec.get("kernel_id")
-        )
+        if self.publisher and "id" in spec:
+            task = self.registry.ensure(spec)  # a kernel's retry of its own task is not a conflict
+        else:
+            task = self.registry.create(
+                spec["name"],
+                total=spec["total"],
+                unit=spec["unit"],
+                kernel_id=spec.get("kernel_id"),
+                task_id=spec.get("id"),
+            )
         self.set_header("Location", self.task_url(task.id))
         self.write_json(task.snapshot(), 201)
 
@@ -219,6 +226,11 @@ class TaskHandler(TaskStreamHandler):
             task = self.registry.get(task_id)  # 404 if it was deleted meanwhile
         self.set_header("ETag", f'"{task.id}-{task.version}"')
         self.set_header("Cache-Control", "no-cache")
+        if self.check_etag_header():
+            # Unchanged: one header-only response, the cheapest answer a poller can get.
+            self.set_status(304)
+            self.finish()
+            return
         self.write_json(task.snapshot())
 
     @web.authenticated
@@ -413,7 +425,8 @@ class AllEventsHandler(EventStreamHandler):
         """Create tasks and publish events to many tasks in one request; 204.
 
         Body ``{"tasks": [spec, ...]?, "events": [{"task", "type", "data"}, ...],
-        "publisher": str?, "seq": int?}``; a repeated ``(publisher, seq)`` is a retry and is ignored.
+        "publisher": str?, "seq": int?}``; a repeated ``(publisher, seq)`` is a retry and is
+        ignored. Events for finished or unknown tasks are skipped: 200 ``{"skipped": {id: why}}``.
         """
         body = _body_object(self.json_body(), ("tasks", "events", "publisher", "seq"))
         specs_raw = body.get("tasks", [])
@@ -434,17 +447,22 @@ class AllEventsHandler(EventStreamHandler):
             return
         for spec in specs:
             registry.ensure(spec)
-        # Group by task, keeping each task's order; a finished task fails the whole batch late,
-        # so check them all first.
-        for task_id in {t for t, _, _ in events}:
-            registry.check_publishable(task_id)
         by_task: dict[str, list] = {}
         for task_id, etype, data in events:
             by_task.setdefault(task_id, []).append((etype, data))
+        # One finished or unknown task must not block the others a kernel batches with it:
+        # its events are skipped and reported, the rest are applied.
+        skipped = {}
         for task_id, items in by_task.items():
-            registry.publish(task_id, items)
-        self.set_status(204)
-        self.finish()
+            try:
+                registry.publish(task_id, items)
+            except (TaskNotFound, TaskFinished) as e:
+                skipped[task_id] = str(e)
+        if skipped:
+            self.write_json({"skipped": skipped}, 200)
+        else:
+            self.set_status(204)
+            self.finish()
 
 
 class KernelCommandsHandler(EventStreamHandler):

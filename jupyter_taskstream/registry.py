@@ -47,6 +47,7 @@ class Subscription:
         self.backlog = backlog
         self.task_id = task_id
         self.closed = False
+        self._waiter: asyncio.Future | None = None
 
     async def next(self, timeout: float | None) -> list[Event] | None:
         """The events after the cursor (at least one), or None when ``timeout`` passes first.
@@ -69,7 +70,8 @@ class Subscription:
                 return events
             if self.log.closed:
                 return []
-            if not await self.log.wait(self.cursor, timeout):
+            self._waiter = self.log.waiter(timeout)
+            if not await self._waiter:
                 return None
 
     def close(self) -> None:
@@ -77,6 +79,8 @@ class Subscription:
         if not self.closed:
             self.closed = True
             self.registry._subscriptions.discard(self)
+            if self._waiter is not None and not self._waiter.done():
+                self._waiter.set_result(True)  # wake the reader now, not at the next heartbeat
 
 
 class TaskRegistry(LoggingConfigurable):

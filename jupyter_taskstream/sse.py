@@ -42,13 +42,17 @@ def encode_json(payload: Any, *, event: str | None = None, id: int | str | None 
     return encode(text, event=event, id=id)
 
 
+# Comments and retry carry no blank line on purpose: a blank line dispatches an event, and
+# some decoders (httpx-sse keeps the last id) would hand the client an empty one per heartbeat.
+
+
 def comment(text: str = "") -> bytes:
-    """A ``:`` comment line: ignored by clients, keeps proxies and idle timers awake."""
-    return b"".join(f": {line}\n".encode() for line in _LINE_BREAK.split(text)) + b"\n"
+    """``:`` comment lines: ignored by clients, keep proxies and idle timers awake."""
+    return b"".join(f": {line}\n".encode() for line in _LINE_BREAK.split(text))
 
 
 def retry(milliseconds: int) -> bytes:
-    """Tell the client how long to wait before reconnecting."""
+    """A ``retry:`` line telling the client how long to wait before reconnecting."""
     if milliseconds < 0:
         raise ValueError("retry must be >= 0 milliseconds")
-    return f"retry: {int(milliseconds)}\n\n".encode()
+    return f"retry: {int(milliseconds)}\n".encode()

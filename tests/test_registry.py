@@ -1,0 +1,166 @@
+"""The hub's registry, driven directly without a server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from jupyter_taskstream.errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning
+from jupyter_taskstream.registry import SubscriberTooSlow, TaskRegistry
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(**kwargs) -> tuple[TaskRegistry, Clock]:
+    clock = Clock()
+    return TaskRegistry(clock=clock, **kwargs), clock
+
+
+def types(registry: TaskRegistry, task_id: str) -> list[str]:
+    return [e.type for e in registry.log(task_id).after(0)]
+
+
+async def test_progress_is_coalesced_latest_wins_and_flushed_later():
+    registry, clock = make(progress_rate_hz=10)
+    task = registry.create("job", total=100)
+    for i in range(1, 51):
+        clock.now += 0.001
+        registry.publish(task.id, [("progress", {"current": i})])
+        assert task.snapshot()["progress"]["current"] == i  # the snapshot is always current
+    progress = [e for e in registry.log(task.id).after(0) if e.type == "progress"]
+    assert [e.data["current"] for e in progress] == [1]
+    log = registry.log(task.id)
+    cursor = log.last_id
+    assert await log.wait(cursor, 2.0), "the coalesced progress was never flushed"
+    flushed = log.after(cursor)
+    assert [(e.type, e.data["current"]) for e in flushed] == [("progress", 50)]
+    assert flushed[0].data["fraction"] == 0.5
+
+
+async def test_terminal_status_sends_the_last_progress_first_then_end():
+    registry, clock = make(progress_rate_hz=1)
+    task = registry.create("job", total=10)
+    registry.publish(task.id, [("progress", {"current": 1})])
+    clock.now += 0.01
+    registry.publish(task.id, [("progress", {"current": 10}), ("status", {"status": "completed"})])
+    events = registry.log(task.id).after(0)
+    assert [e.type for e in events] == ["status", "progress", "progress", "status", "end"]
+    assert events[2].data["current"] == 10
+    end = events[-1]
+    assert end.data["status"] == "completed" and end.data["last_event_id"] == end.id
+    with pytest.raises(TaskFinished):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": "late"})])
+
+
+async def test_log_lines_are_kept_in_order_and_long_text_split_not_cut():
+    registry, _ = make(max_log_event_bytes=10)
+    task = registry.create("job")
+    text = "\u00e9" * 12  # 24 bytes: three pieces, none splitting a character
+    registry.publish(task.id, [("log", {"stream": "stderr", "text": text}), ("log", {"stream": "stdout", "text": "x"})])
+    logs = [e.data for e in registry.log(task.id).after(0) if e.type == "log"]
+    assert "".join(d["text"] for d in logs[:-1]) == text
+    assert all(len(d["text"].encode()) <= 10 for d in logs)
+    assert logs[-1] == {"stream": "stdout", "text": "x"}
+    assert task.status == "running"
+
+
+async def test_event_ids_are_server_wide_and_strictly_increasing():
+    registry, _ = make()
+    a, b = registry.create("a"), registry.create("b")
+    for i in range(5):
+        registry.publish(a.id, [("log", {"stream": "stdout", "text": str(i)})])
+        registry.publish(b.id, [("log", {"stream": "stdout", "text": str(i)})])
+    ids = [e.id for e in registry.all_events.after(0)]
+    assert ids == sorted(set(ids))
+    assert {e.task for e in registry.all_events.after(0)} == {a.id, b.id}
+
+
+async def test_finished_tasks_beyond_max_tasks_are_removed_oldest_first():
+    registry, _ = make(max_tasks=2)
+    ids = []
+    for i in range(4):
+        t = registry.create(f"t{i}")
+        registry.publish(t.id, [("status", {"status": "completed"})])
+        ids.append(t.id)
+    running = registry.create("running")
+    assert [t.id for t in registry.tasks()] == [running.id, ids[3], ids[2]]
+    with pytest.raises(TaskNotFound):
+        registry.get(ids[0])
+    assert [t.id for t in registry.tasks("running")] == []  # pending until it reports
+    assert registry.running_count() == 1
+
+
+async def test_cancel_delete_and_kernel_failure():
+    registry, _ = make()
+    external = registry.create("ext")
+    registry.request_cancel(external.id)
+    assert external.status == "cancelled"  # nobody had started it
+    kernel_task = registry.create("k", kernel_id="K1", task_id="abc")
+    registry.publish("abc", [("progress", {"current": 1})])
+    with pytest.raises(TaskRunning):
+        registry.delete("abc")
+    registry.request_cancel("abc")
+    assert kernel_task.cancel_requested and kernel_task.status == "running"
+    commands = registry.commands("K1").after(0)
+    assert [(c.type, c.data) for c in commands] == [("cancel", {"task": "abc"})]
+    with pytest.raises(TaskExists):
+        registry.create("dup", task_id="abc")
+    assert registry.fail_kernel_tasks("K1", "kernel K1 died") == ["abc"]
+    assert kernel_task.status == "failed" and kernel_task.error["type"] == "KernelDied"
+    with pytest.raises(TaskFinished):
+        registry.request_cancel("abc")
+    registry.delete("abc")
+    with pytest.raises(TaskNotFound):
+        registry.get("abc")
+    assert registry.all_events.tail(1)[0].type == "deleted"
+
+
+async def test_two_subscribers_each_get_every_event():
+    registry, _ = make()
+    task = registry.create("job")
+    log = registry.log(task.id)
+    subs = [registry.subscribe(log, log.last_id) for _ in range(2)]
+    for i in range(20):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    for sub in subs:
+        got = await sub.next(1)
+        assert [e.data["text"] for e in got] == [str(i) for i in range(20)]
+    assert registry.subscriber_count == 2
+    for sub in subs:
+        sub.close()
+    assert registry.subscriber_count == 0
+
+
+async def test_slow_subscriber_is_dropped_and_close_wakes_a_waiting_reader():
+    registry, _ = make(subscriber_backlog=5)
+    task = registry.create("job")
+    log = registry.log(task.id)
+    slow = registry.subscribe(log, log.last_id)
+    for i in range(6):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    with pytest.raises(SubscriberTooSlow):
+        await slow.next(1)
+    idle = registry.subscribe(log, log.last_id)
+    reader = asyncio.ensure_future(idle.next(30))
+    await asyncio.sleep(0)
+    idle.close()
+    assert await asyncio.wait_for(reader, 1) == []
+
+
+async def test_resume_point_refuses_unknown_and_trimmed_ids():
+    registry, _ = make(retention_events=10)
+    task = registry.create("job")
+    for i in range(100):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    log = registry.log(task.id)
+    assert registry.resume_point(log, None) is None
+    assert registry.resume_point(log, registry.last_event_id + 1) is None  # from the future
+    assert registry.resume_point(log, 3) is None  # trimmed away: a snapshot instead
+    assert registry.resume_point(log, log.last_id - 2) == log.last_id - 2
