@@ -377,11 +377,14 @@ class TaskEventsHandler(EventStreamHandler):
         if task.terminal and log.last_id <= cursor:
             # The client saw everything already: repeat `end` so it knows to stop reconnecting.
             self.write(log.tail(1)[0].sse())
-            self.finish()
-            return
         try:
+            # Headers and first bytes now: proxies and EventSource wait for them (USERS 5),
+            # and APIHandler.finish would otherwise relabel an unflushed stream as JSON.
             await self.send(b"")
         except StreamClosedError:
+            return
+        if task.terminal and log.last_id <= cursor:
+            self.finish()
             return
         await self.pump(log, cursor, Event.sse, ends=True)
 
