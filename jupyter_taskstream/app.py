@@ -25,6 +25,8 @@ __all__ = ["ENV_SECRET", "ENV_URL", "TaskStreamApp", "main"]
 ENV_URL = "JUPYTER_TASKSTREAM_URL"
 ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
+#: Run in a kernel to start its runtime's command listener (tasks started over HTTP).
+BOOTSTRAP_CODE = "import jupyter_taskstream as _taskstream; _taskstream.connect_hub(); del _taskstream"
 LOOPBACK_HOSTS = {"", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"}
 
 
@@ -134,6 +136,7 @@ class TaskStreamApp(ExtensionApp):
         self._watched_kernels = set()
         self.settings.update(
             {
+                "taskstream_app": self,
                 "taskstream_registry": self.registry,
                 "taskstream_secret": self.secret,
                 "taskstream_heartbeat_interval": self.heartbeat_interval,
@@ -199,6 +202,21 @@ class TaskStreamApp(ExtensionApp):
         for key, value in ((ENV_URL, url), (ENV_SECRET, self.secret)):
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
+
+    async def bootstrap_runtime(self, kernel_id: str) -> None:
+        """Load the runtime in a kernel so it reads its command stream and takes started tasks.
+
+        A silent execute request: it waits its turn behind a busy cell, which is exactly when
+        the task should stop being ``pending``.
+        """
+        kernel = self.serverapp.kernel_manager.get_kernel(kernel_id)
+        client = kernel.client()
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        try:
+            client.execute(BOOTSTRAP_CODE, silent=True, store_history=False, allow_stdin=False)
+        finally:
+            # The request is on its way; the reply is not needed (the runtime reports by itself).
+            asyncio.get_running_loop().call_later(30, client.stop_channels)
 
     # ---- kernel liveness -----------------------------------------------------------------
 

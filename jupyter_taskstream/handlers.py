@@ -20,7 +20,7 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import User
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import ensure_async, url_path_join
 from tornado import web
 from tornado.iostream import StreamClosedError
 
@@ -194,6 +194,9 @@ class TaskListHandler(TaskStreamHandler):
     async def post(self) -> None:
         """Create an externally driven task; 201 with its snapshot and Location."""
         spec = validate_task_spec(self.json_body(), "", require_id=False)
+        if "code" in spec:
+            await self.start_in_kernel(spec)
+            return
         if "kernel_id" in spec and not self.publisher:
             raise ValidationError("kernel_id", "may only be set by a kernel's runtime")
         if self.publisher and "id" in spec:
@@ -208,6 +211,25 @@ class TaskListHandler(TaskStreamHandler):
             )
         self.set_header("Location", self.task_url(task.id))
         self.write_json(task.snapshot(), 201)
+
+
+    async def start_in_kernel(self, spec: dict) -> None:
+        """Run ``code`` as a task in a kernel: 202, ``pending`` until the kernel takes it."""
+        if self.publisher:
+            raise web.HTTPError(403, "the publish secret cannot run code")
+        # Starting code in a kernel is executing code there: ask for that very permission.
+        allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels"))
+        if not allowed:
+            raise web.HTTPError(403, "running code in a kernel needs the execute permission on kernels")
+        kernel_id = spec["kernel_id"]
+        manager = self.kernel_manager
+        if kernel_id not in manager:
+            raise web.HTTPError(404, f"no kernel with id {kernel_id!r}")
+        task = self.registry.start_in_kernel(kernel_id, spec["name"], spec["code"], spec["total"])
+        if not self.registry.has_command_listener(kernel_id):
+            await self.settings["taskstream_app"].bootstrap_runtime(kernel_id)
+        self.set_header("Location", self.task_url(task.id))
+        self.write_json(task.snapshot(), 202)
 
 
 class TaskHandler(TaskStreamHandler):

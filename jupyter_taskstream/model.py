@@ -161,11 +161,11 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
 
 
 def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:
-    """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``."""
+    """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``, ``code``."""
     if not isinstance(spec, dict):
         raise ValidationError(field or "body", "must be a JSON object")
     prefix = f"{field}." if field else ""
-    allowed = {"name", "total", "unit", "id", "kernel_id"}
+    allowed = {"name", "total", "unit", "id", "kernel_id", "code"}
     extra = sorted(set(spec) - allowed)
     if extra:
         raise ValidationError(f"{prefix}{extra[0]}", "is not a known field")
@@ -181,6 +181,12 @@ def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:
         if not isinstance(spec["kernel_id"], str) or not spec["kernel_id"]:
             raise ValidationError(f"{prefix}kernel_id", "must be a string")
         out["kernel_id"] = spec["kernel_id"]
+    if "code" in spec:
+        if not isinstance(spec["code"], str) or not spec["code"].strip():
+            raise ValidationError(f"{prefix}code", "must be a non-empty string of Python code")
+        if "kernel_id" not in out:
+            raise ValidationError(f"{prefix}kernel_id", "is required to run code")
+        out["code"] = spec["code"]
     return out
 
 

@@ -267,6 +267,17 @@ class TaskRegistry(LoggingConfigurable):
             log = self._kernel_commands[kernel_id] = EventLog(1000)
         return log
 
+    def has_command_listener(self, kernel_id: str) -> bool:
+        """True while a runtime in that kernel reads its command stream."""
+        log = self._kernel_commands.get(kernel_id)
+        return log is not None and any(sub.log is log for sub in self._subscriptions)
+
+    def start_in_kernel(self, kernel_id: str, name: str, code: str, total=None) -> TaskState:
+        """A ``pending`` task whose code the kernel's runtime runs when it reads the command."""
+        task = self.create(name, total=total, kernel_id=kernel_id)
+        self.send_command(kernel_id, "start", {"task": task.id, "name": name, "code": code})
+        return task
+
     def send_command(self, kernel_id: str, ctype: str, data: dict) -> Event:
         """Append a command for a kernel's runtime."""
         self.last_event_id += 1

@@ -307,3 +307,13 @@ async def test_current_activity_reports_running_tasks(client, jp_serverapp):
     assert jp_serverapp.extension_manager.any_activity()
     await publish(client, task["id"], {"type": "status", "data": {"status": "completed"}})
     await wait_for(lambda: ext.current_activity() is False, message="activity to end")
+
+
+async def test_starting_code_needs_a_known_kernel_and_user_credentials(client, publisher):
+    url = f"{API}/tasks"
+    assert_json_error(await client.post(url, json={"name": "x", "code": "1"}), 400, "kernel_id")
+    assert_json_error(await client.post(url, json={"name": "x", "code": "", "kernel_id": "k"}), 400, "code")
+    assert_json_error(await client.post(url, json={"name": "x", "code": 5, "kernel_id": "k"}), 400, "code")
+    assert_json_error(await client.post(url, json={"name": "x", "code": "1", "kernel_id": "nope"}), 404, "nope")
+    r = await publisher.post(url, json={"name": "x", "code": "1", "kernel_id": "nope"})
+    assert r.status_code == 403 and "cannot run code" in r.json()["message"]
