@@ -1,10 +1,27 @@
 """jupyter_taskstream: observable, controllable long-running work in Jupyter.
 
-Importing the package stays light: the server extension (jupyter_server, tornado)
+Importing the package stays light: the kernel-side API (`task`, `progress`, `run`, ...)
+is loaded on first attribute access, and the server extension (jupyter_server, tornado)
 loads only inside a Jupyter server, through `_jupyter_server_extension_points`.
+
+Kernel side::
+
+    import jupyter_taskstream as ts
+
+    with ts.task("download", total=3) as t:
+        for url in urls:
+            fetch(url)
+            t.update()
+
+    for batch in ts.progress(batches, desc="train"):
+        step(batch)
+
+    handle = ts.run(train, epochs=3)   # background thread; handle.cancel(), handle.result()
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from ._version import __version__
 from .errors import (
@@ -18,6 +35,9 @@ from .errors import (
 )
 
 __all__ = [
+    "Runtime",
+    "RuntimeConfig",
+    "Task",
     "TaskCancelled",
     "TaskExists",
     "TaskFinished",
@@ -26,7 +46,51 @@ __all__ = [
     "TaskStreamError",
     "ValidationError",
     "__version__",
+    "cancelled",
+    "config",
+    "current",
+    "format_meter",
+    "format_snapshot",
+    "get",
+    "last",
+    "progress",
+    "run",
+    "task",
+    "tasks",
 ]
+
+#: Public names loaded on first use, and the module that holds each.
+_LAZY = {
+    "Runtime": "runtime",
+    "cancelled": "runtime",
+    "config": "runtime",
+    "current": "runtime",
+    "get": "runtime",
+    "last": "runtime",
+    "progress": "runtime",
+    "run": "runtime",
+    "task": "runtime",
+    "tasks": "runtime",
+    "RuntimeConfig": "settings",
+    "Task": "kerneltask",
+    "format_meter": "meter",
+    "format_snapshot": "meter",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jupyter_taskstream' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def _jupyter_server_extension_points() -> list[dict]:

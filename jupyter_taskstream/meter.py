@@ -1,0 +1,109 @@
+"""Text rendering of progress, shared by the console bar and the notebook views.
+
+Pure functions of numbers or of a snapshot, in the spirit of tqdm's ``format_meter``:
+``format_meter(30, 100, elapsed=3, rate=10)`` gives ``30/100 [00:03<00:07, 10.00 it/s]``.
+Hand-written rather than borrowed from tqdm so the runtime does not depend on tqdm and the
+text matches the snapshot fields (``eta`` and ``rate`` come from the task, not recomputed).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["format_bar", "format_interval", "format_meter", "format_rate", "format_snapshot"]
+
+_BLOCKS = " ▏▎▍▌▋▊▉█"
+
+
+def format_interval(seconds: float | None) -> str:
+    """Seconds as ``MM:SS``, or ``H:MM:SS`` from one hour; ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "?"
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def _number(value: float) -> str:
+    if isinstance(value, int) or (math.isfinite(value) and value == int(value)):
+        return str(int(value))
+    return f"{value:.2f}"
+
+
+def format_rate(rate: float | None, unit: str = "it") -> str:
+    """``12.50 it/s``, or ``3.20 s/it`` below one per second (easier to read), ``? it/s`` unknown."""
+    if rate is None or not math.isfinite(rate):
+        return f"? {unit}/s"
+    if 0 < rate < 1:
+        return f"{1 / rate:.2f} s/{unit}"
+    return f"{rate:.2f} {unit}/s"
+
+
+def format_meter(
+    current: float,
+    total: float | None = None,
+    elapsed: float | None = None,
+    rate: float | None = None,
+    unit: str = "it",
+    eta: float | None = None,
+) -> str:
+    """``current/total [elapsed<eta, rate unit/s]``; without a total, ``current unit [elapsed, rate]``.
+
+    Parameters
+    ----------
+    current, total : float
+        Items done, and expected (None when unknown).
+    elapsed : float, optional
+        Seconds since the task started.
+    rate : float, optional
+        Items per second; shown as ``?`` when None.
+    unit : str
+        What is counted.
+    eta : float, optional
+        Seconds left; when None and rate and total are known, it is derived from them.
+    """
+    if total is not None:
+        if eta is None and rate and rate > 0:
+            eta = max(total - current, 0) / rate
+        return f"{_number(current)}/{_number(total)} [{format_interval(elapsed)}<{format_interval(eta)}, {format_rate(rate, unit)}]"
+    return f"{_number(current)} {unit} [{format_interval(elapsed)}, {format_rate(rate, unit)}]"
+
+
+def format_bar(fraction: float | None, width: int = 20, ascii: bool = False) -> str:
+    """A bar ``width`` characters wide filled to ``fraction`` (eighths with Unicode blocks)."""
+    if width <= 0:
+        return ""
+    if fraction is None:
+        return " " * width
+    fraction = min(max(fraction, 0.0), 1.0)
+    if ascii:
+        full = int(fraction * width)
+        return ("#" * full).ljust(width)
+    eighths = int(fraction * width * 8)
+    full, rest = divmod(eighths, 8)
+    bar = "█" * full + (_BLOCKS[rest] if rest and full < width else "")
+    return bar.ljust(width)
+
+
+def format_snapshot(snapshot: dict[str, Any], width: int = 80, ascii: bool = False) -> str:
+    """One line for a task snapshot: name, percentage, bar, meter, and the status once it matters."""
+    p = snapshot["progress"]
+    meter = format_meter(
+        p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"]
+    )
+    status = snapshot["status"]
+    if snapshot.get("cancelling") and status not in ("completed", "failed", "cancelled"):
+        status = "cancelling"
+    suffix = "" if status == "running" else f" {status}"
+    if status == "failed" and snapshot.get("error"):
+        suffix += f": {snapshot['error'].get('type', 'Error')}"
+    name = snapshot["name"]
+    fraction = p["fraction"]
+    if fraction is None:
+        return f"{name}: {meter}{suffix}"[:width]
+    head = f"{name}: {fraction * 100:3.0f}%|"
+    tail = f"| {meter}{suffix}"
+    bar_width = max(width - len(head) - len(tail), 0)
+    line = head + format_bar(fraction, min(bar_width, 40), ascii) + tail
+    return line[:width]
