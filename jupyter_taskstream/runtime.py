@@ -34,6 +34,7 @@ __all__ = [
     "Runtime",
     "cancelled",
     "config",
+    "connect_hub",
     "current",
     "default_runtime",
     "get",
@@ -64,6 +65,8 @@ class Runtime:
         Stamped on tasks; ``"auto"`` reads it from ipykernel's connection file.
     commands : bool
         Listen to the hub's commands (cancel, start) when there is a publisher and a kernel id.
+    namespace : dict, optional
+        Globals for code the hub starts; IPython's ``user_ns`` (or ``__main__``) by default.
     clock, wall : callable
         Monotonic seconds for intervals and rates, epoch seconds for timestamps.
     """
@@ -75,6 +78,7 @@ class Runtime:
         publisher: Publisher | None | str = _AUTO,
         kernel_id: str | None = _AUTO,
         commands: bool = True,
+        namespace: dict | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ):
@@ -84,6 +88,7 @@ class Runtime:
         self._publisher_arg = publisher
         self._kernel_id_arg = kernel_id
         self._want_commands = commands
+        self._namespace = namespace
         self._lock = threading.Lock()
         self._connected = False
         self.publisher: Publisher | None = None
@@ -119,7 +124,9 @@ class Runtime:
         self._launch(task, fn, args, kwargs)
         return task
 
-    def start_code(self, task_id: str, name: str, code: str, namespace: dict | None = None) -> Task:
+    def start_code(
+        self, task_id: str, name: str, code: str, namespace: dict | None = None, total: float | None = None
+    ) -> Task:
         """Run ``code`` as the task ``task_id`` in the user namespace, in a background thread.
 
         This is what the hub's ``start`` command does; a repeated command for a task
@@ -130,7 +137,9 @@ class Runtime:
             return existing
         if not isinstance(code, str):
             raise TypeError(f"code must be a str, not {type(code).__name__}")
-        ns = kernel.user_namespace() if namespace is None else namespace
+        if namespace is None:
+            namespace = kernel.user_namespace() if self._namespace is None else self._namespace
+        ns = namespace
         filename = f"<taskstream-{task_id}>"
         # Registered so tracebacks of the started code show its source lines.
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
@@ -138,7 +147,7 @@ class Runtime:
         def execute() -> None:
             exec(compile(code, filename, "exec"), ns)
 
-        task = Task(name, task_id=task_id, runtime=self)
+        task = Task(name, total, task_id=task_id, runtime=self)
         self._launch(task, execute, (), {})
         return task
 
@@ -166,6 +175,11 @@ class Runtime:
             return self._tasks[task_id]
         except KeyError:
             raise TaskNotFound(task_id) from None
+
+    def connect_hub(self) -> bool:
+        """Connect to the hub now rather than at the first task; True if there is one."""
+        self._connect()
+        return self.publisher is not None
 
     @property
     def kernel_id(self) -> str | None:
@@ -240,7 +254,7 @@ class Runtime:
             if task is not None:
                 task.cancel()
         elif event == "start":
-            self.start_code(data["task"], data.get("name") or "task", data.get("code", ""))
+            self.start_code(data["task"], data.get("name") or "task", data.get("code", ""), total=data.get("total"))
 
     # ---- internals ----------------------------------------------------------------------
 
@@ -408,6 +422,15 @@ def run(fn: Callable, /, *args: Any, name: str | None = None, **kwargs: Any) -> 
         the task's exception), ``cancel()``, ``snapshot()``, ``watch(callback)``.
     """
     return default_runtime().run(fn, *args, name=name, **kwargs)
+
+
+def connect_hub() -> bool:
+    """Start talking to the hub (publisher and command stream) now; True if this kernel has one.
+
+    Tasks connect by themselves when they start; the hub runs this in a kernel before it
+    sends the kernel a task to start, so the command stream is open to receive it.
+    """
+    return default_runtime().connect_hub()
 
 
 def cancelled() -> bool:
