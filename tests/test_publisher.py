@@ -1,0 +1,268 @@
+"""The runtime talking to a real hub in-process: publishing, commands, retries and shedding.
+
+The server runs on the test's event loop, so blocking runtime calls run in threads
+(``asyncio.to_thread``) and every wait is an async wait with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from jupyter_taskstream import app
+from jupyter_taskstream.errors import TaskNotFound
+from jupyter_taskstream.publisher import ENV_SECRET, ENV_URL, Publisher
+from jupyter_taskstream.runtime import Runtime
+from jupyter_taskstream.settings import RuntimeConfig
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.timeout(60)
+API = "taskstream/api"
+KERNEL = "kernel-under-test"
+
+
+@pytest.fixture
+def taskstream_config() -> dict:
+    # The kernel id here names no real kernel: keep the hub's liveness check from failing its tasks.
+    return {"heartbeat_interval": 0.5, "retry_ms": 100, "kernel_check_interval": 600}
+
+
+@pytest.fixture
+def hub_runtime(jp_serverapp, api_url):
+    """Make runtimes that publish to the test server; close them in the test with `close`."""
+    secret = jp_serverapp.web_app.settings["taskstream_secret"]
+    made = []
+
+    def make(**kwargs) -> Runtime:
+        publisher = Publisher(api_url, secret, KERNEL, backoff_max=0.2)
+        runtime = Runtime(
+            RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, namespace={}, **kwargs
+        )
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:  # the server's loop no longer runs here: do not wait for it
+        runtime.close(0.1)
+
+
+async def close(runtime: Runtime) -> None:
+    await asyncio.to_thread(runtime.close, 5)
+
+
+def hub_task(registry, task_id):
+    try:
+        return registry.get(task_id)
+    except TaskNotFound:
+        return None
+
+
+async def hub_log(client, task_id) -> list[str]:
+    """Every retained log line of a task, paging through the polling endpoint."""
+    texts, after = [], 0
+    while True:
+        body = (await client.get(f"{API}/tasks/{task_id}/log", params={"after": after})).json()
+        if not body["events"]:
+            return texts
+        texts += [e["data"]["text"] for e in body["events"]]
+        after = body["events"][-1]["id"]
+
+
+async def test_a_task_reaches_the_hub_with_progress_log_and_status(hub_runtime, registry, client):
+    rt = hub_runtime()
+
+    def work():
+        with rt.task("train", total=50) as t:
+            for i in rt.progress(range(50)):
+                print(f"line {i}")
+            t.set(message="done")
+        return t.id
+
+    task_id = await asyncio.to_thread(work)
+    await wait_for(lambda: (t := hub_task(registry, task_id)) and t.terminal, message="task ends in the hub")
+    snap = (await client.get(f"{API}/tasks/{task_id}")).json()
+    assert snap["status"] == "completed" and snap["kernel_id"] == KERNEL and snap["message"] == "done"
+    assert snap["progress"]["current"] == 50 and snap["progress"]["total"] == 50
+    assert await hub_log(client, task_id) == [f"line {i}" for i in range(50)]
+    await close(rt)
+
+
+async def test_a_failure_reaches_the_hub_with_its_traceback(hub_runtime, registry):
+    rt = hub_runtime()
+
+    def explode():
+        raise RuntimeError("kaboom")
+
+    t = rt.run(explode)
+    await wait_for(lambda: (h := hub_task(registry, t.id)) and h.terminal)
+    hub = registry.get(t.id)
+    assert hub.status == "failed" and hub.error["type"] == "RuntimeError"
+    assert "kaboom" in hub.error["message"] and "in explode" in hub.error["traceback"]
+    await close(rt)
+
+
+async def test_many_lines_arrive_in_order_and_the_tail_is_right(hub_runtime, registry, client):
+    rt = hub_runtime()
+
+    def chatty():
+        for i in range(20_000):
+            print(f"n={i}")
+
+    t = rt.run(chatty)
+    await wait_for(lambda: (h := hub_task(registry, t.id)) and h.terminal, timeout=30)
+    texts = await hub_log(client, t.id)
+    assert texts[-1] == "n=19999" and len(texts) >= registry.retention_events - 100
+    assert texts == [f"n={i}" for i in range(20_000 - len(texts), 20_000)]  # ordered, none lost
+    assert rt.publisher.dropped_lines == 0
+    await close(rt)
+
+
+async def test_rest_cancel_reaches_a_cooperative_and_a_tight_task(hub_runtime, registry, client):
+    rt = hub_runtime()
+    assert rt.connect_hub()
+    await wait_for(rt.commands.connected.is_set, message="command stream open")
+
+    def cooperative():
+        for _ in rt.progress(iter(int, 1)):  # endless
+            pass
+
+    def tight():
+        while True:
+            pass
+
+    tasks = [rt.run(cooperative), rt.run(tight)]
+    for t in tasks:
+        await wait_for(lambda t=t: (h := hub_task(registry, t.id)) and h.status == "running")
+        r = await client.post(f"{API}/tasks/{t.id}/cancel")
+        assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    for t in tasks:
+        await wait_for(lambda t=t: t.done, message=f"{t.name} stops")
+        await wait_for(lambda t=t: registry.get(t.id).terminal)
+        assert t.status == "cancelled" and registry.get(t.id).status == "cancelled"
+    await close(rt)
+
+
+async def test_start_command_runs_code_as_that_task(hub_runtime, registry, client):
+    namespace = {}
+    rt = hub_runtime()
+    rt._namespace = namespace
+    assert rt.connect_hub()
+    # Over the command stream, as the hub sends it:
+    started = registry.start_in_kernel(KERNEL, "started", "x = 6 * 7\nprint(x)")
+    await wait_for(lambda: registry.get(started.id).terminal, message="started task ends")
+    assert registry.get(started.id).status == "completed" and namespace["x"] == 42
+    assert await hub_log(client, started.id) == ["42"] and rt.get(started.id).name == "started"
+    # Driven directly, with code that fails: the traceback shows the started code's line.
+    pending = registry.create("direct", kernel_id=KERNEL)
+    rt.handle_command("start", {"task": pending.id, "name": "direct", "code": "y = 1\nraise ValueError('nope')"})
+    await wait_for(lambda: registry.get(pending.id).terminal)
+    error = registry.get(pending.id).error
+    assert error["type"] == "ValueError" and "raise ValueError('nope')" in error["traceback"]
+    await close(rt)
+
+
+# ---- the sender on its own: retries, refusals, shedding, no hub ---------------------------------
+
+
+class _RecordingHub(BaseHTTPRequestHandler):
+    """A tiny real HTTP endpoint answering with a scripted list of status codes."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        server.bodies.append((self.path, self.headers.get("X-TaskStream-Secret"), body))
+        status = server.script.pop(0) if server.script else 204
+        payload = json.dumps({"message": "events[0].type must be one of status"}).encode() if status == 400 else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording_hub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHub)
+    server.bodies, server.script = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub):
+    recording_hub.script = [503]
+    url = f"http://127.0.0.1:{recording_hub.server_port}/a%40b/taskstream/api"
+    pub = Publisher(url, "s3cret", "k", backoff_initial=0.01)
+    pub.task_spec({"id": "t1", "name": "x", "total": None, "unit": "it", "kernel_id": "k"})
+    pub.event("t1", "status", {"status": "running"})
+    assert pub.flush(5)
+    pub.event("t1", "log", {"stream": "stdout", "text": "hi"})
+    assert pub.flush(5)
+    pub.close()
+    (p1, secret, first), (_, _, retry), (_, _, nxt) = recording_hub.bodies
+    assert p1 == "/a%40b/taskstream/api/events" and secret == "s3cret"
+    assert first == retry and first["tasks"][0]["id"] == "t1" and first["events"][0]["type"] == "status"
+    assert nxt["seq"] == first["seq"] + 1 and nxt["publisher"] == first["publisher"]
+
+
+def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd):
+    recording_hub.script = [400, 400]
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    for i in range(3):
+        pub.event("t", "log", {"stream": "stdout", "text": str(i)})
+        assert pub.flush(5)
+    pub.close()
+    assert len(recording_hub.bodies) == 3  # no retries of a 400
+    err = capfd.readouterr().err
+    assert err.count("refused a batch") == 1 and "events[0].type" in err
+
+
+def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd):
+    pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200, backoff_initial=0.01, backoff_max=0.05)
+    pub.task_spec({"id": "t", "name": "x", "total": 10, "unit": "it", "kernel_id": None})
+    pub.event("t", "status", {"status": "running"})
+    for i in range(1000):
+        pub.event("t", "log", {"stream": "stdout", "text": f"line {i}"})
+        pub.event("t", "progress", {"current": i})
+    pub.event("t", "status", {"status": "completed"})
+    queued = list(pub._queue)
+    pub.close(0.2)
+    assert len(queued) <= 200 and pub.dropped_lines > 0
+    kinds = [(k, p["type"] if k == "event" else None) for k, p in queued]
+    assert ("event", "status") in kinds and kinds[-1] == ("event", "status")
+    progress = [p["data"]["current"] for k, p in queued if k == "event" and p["type"] == "progress"]
+    assert progress[-1] == 999
+    texts = [p["data"]["text"] for k, p in queued if k == "event" and p["type"] == "log"]
+    assert texts[-1] == "line 999" and texts == sorted(texts, key=lambda t: int(t.split()[1]))
+    err = capfd.readouterr().err
+    assert err.count("dropping the oldest") == 1 and err.count("cannot reach the hub") <= 1
+
+
+def test_without_the_hand_off_nothing_is_started(monkeypatch):
+    monkeypatch.delenv(ENV_URL, raising=False)
+    monkeypatch.delenv(ENV_SECRET, raising=False)
+    before = {t.name for t in threading.enumerate()}
+    rt = Runtime(kernel_id="k")
+    with rt.task("local") as t:
+        t.update()
+    assert rt.publisher is None and rt.commands is None and t.status == "completed"
+    started = {t.name for t in threading.enumerate()} - before
+    assert not {"taskstream-publisher", "taskstream-commands"} & started
+    rt.close()
+
+
+def test_the_hand_off_names_match_the_server_side():
+    assert (ENV_URL, ENV_SECRET) == (app.ENV_URL, app.ENV_SECRET)
+    pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
+    assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
+    assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None
