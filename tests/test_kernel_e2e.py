@@ -1,0 +1,168 @@
+"""The runtime in a real kernel started by the test server, reporting to the real hub.
+
+One kernel for the whole scenario (kernels take seconds to start): each section checks one
+promise the runtime makes to users, in the order a user would meet them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+
+import psutil
+import pytest
+
+from jupyter_taskstream.publisher import ENV_SECRET, ENV_URL
+
+from .conftest import wait_for
+
+pytestmark = pytest.mark.timeout(180)
+API = "taskstream/api"
+
+
+class KernelSession:
+    """A kernel client that records every IOPub message, and runs cells by msg_id."""
+
+    def __init__(self, kc):
+        self.kc = kc
+        self.messages: list[dict] = []
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                self.messages.append(await self.kc.get_iopub_msg(timeout=1))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # queue.Empty on a quiet second
+                continue
+
+    def of(self, msg_id: str) -> list[dict]:
+        return [m for m in self.messages if m["parent_header"].get("msg_id") == msg_id]
+
+    def idle(self, msg_id: str) -> bool:
+        return any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in self.of(msg_id))
+
+    def stdout(self, msg_id: str) -> str:
+        return "".join(m["content"]["text"] for m in self.of(msg_id) if m["msg_type"] == "stream")
+
+    def start(self, code: str) -> str:
+        return self.kc.execute(code)
+
+    async def run(self, code: str, timeout: float = 30) -> str:
+        msg_id = self.start(code)
+        await wait_for(lambda: self.idle(msg_id), timeout, message=f"cell to finish: {code[:40]!r}")
+        errors = [m["content"] for m in self.of(msg_id) if m["msg_type"] == "error"]
+        assert not errors, errors
+        return self.stdout(msg_id)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        self.kc.stop_channels()
+
+
+def ids(text: str) -> list[str]:
+    return re.findall(r"ID (\S+)", text)
+
+
+async def test_tasks_in_a_real_kernel(jp_serverapp, client, api_url, registry):
+    # The extension hands kernels the hub's address and secret through the environment.
+    assert os.environ[ENV_URL] == api_url and os.environ[ENV_SECRET]
+    r = await client.post("api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text
+    kernel_id = r.json()["id"]
+    manager = jp_serverapp.kernel_manager.get_kernel(kernel_id)
+    kc = manager.client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=60)
+    k = KernelSession(kc)
+    try:
+        await _scenario(k, client, registry, kernel_id, manager)
+    finally:
+        await k.close()
+        await client.delete(f"api/kernels/{kernel_id}")
+
+
+async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> None:
+    def hub(task_id):
+        return registry.get(task_id)
+
+    def ended(task_id):
+        return lambda: task_id in {t.id for t in registry.tasks()} and hub(task_id).terminal
+
+    # -- a background task keeps the kernel free; its output stays out of every cell ----------
+    out = await k.run(
+        "import time, jupyter_taskstream as ts\n"
+        "def slow():\n"
+        "    for i in ts.progress(range(30), desc='slow'):\n"
+        "        print(f'slow {i}')\n"
+        "        time.sleep(0.03)\n"
+        "h = ts.run(slow)\n"
+        "print('ID', h.id)\n"
+    )
+    (slow_id,) = ids(out)
+    second = await k.run("time.sleep(0.3); print('cell two')")
+    assert second == "cell two\n"
+    assert hub(slow_id).status == "running", "the second cell finished while the task ran"
+    await wait_for(ended(slow_id), 20)
+    assert hub(slow_id).status == "completed" and hub(slow_id).kernel_id == kernel_id
+    assert hub(slow_id).current == 30 and hub(slow_id).total == 30
+    log = (await client.get(f"{API}/tasks/{slow_id}/log")).json()["events"]
+    assert [e["data"]["text"] for e in log] == [f"slow {i}" for i in range(30)]
+    streams = [m["content"]["text"] for m in k.messages if m["msg_type"] == "stream"]
+    assert not any("slow " in text for text in streams), "task output leaked into a cell"
+
+    # -- a failing task shows failed with its traceback --------------------------------------
+    (boom_id,) = ids(await k.run("def boom():\n    return 1 / 0\nprint('ID', ts.run(boom).id)"))
+    await wait_for(ended(boom_id), 20)
+    error = hub(boom_id).error
+    assert hub(boom_id).status == "failed" and error["type"] == "ZeroDivisionError"
+    assert "in boom" in error["traceback"]
+
+    # -- REST cancel while the shell is busy: cooperative and tight loops ----------------------
+    out = await k.run(
+        "ts.config.cancel_grace_period = 0.5\n"
+        "def coop():\n"
+        "    for _ in ts.progress(iter(int, 1)):\n"
+        "        time.sleep(0.001)\n"
+        "def tight():\n"
+        "    while True:\n"
+        "        pass\n"
+        "print('ID', ts.run(coop).id)\n"
+        "print('ID', ts.run(tight).id)\n"
+    )
+    coop_id, tight_id = ids(out)
+    busy = k.start("time.sleep(60)")
+    await wait_for(lambda: any(m["msg_type"] == "execute_input" for m in k.of(busy)))
+    for task_id in (coop_id, tight_id):
+        await wait_for(lambda task_id=task_id: hub(task_id).status == "running")
+        assert (await client.post(f"{API}/tasks/{task_id}/cancel")).status_code == 202
+    for task_id in (coop_id, tight_id):
+        await wait_for(ended(task_id), 15, message="cancel learned over the command stream")
+        assert hub(task_id).status == "cancelled" and hub(task_id).cancel_requested
+    assert not k.idle(busy), "the cancels arrived while the shell was still busy"
+    assert (await client.post(f"api/kernels/{kernel_id}/interrupt")).status_code == 204
+    await wait_for(lambda: k.idle(busy), 20)
+
+    # -- 100 tasks at once ----------------------------------------------------------------------
+    out = await k.run(
+        "many = [ts.run(lambda: sum(ts.progress(range(1000))), name=f'many {i}') for i in range(100)]\n"
+        "print(' '.join('ID ' + h.id for h in many))\n"
+    )
+    many = ids(out)
+    assert len(many) == 100
+    await wait_for(lambda: all(ended(i)() for i in many), 30, message="100 tasks end")
+    assert {(hub(i).status, hub(i).current) for i in many} == {("completed", 1000)}
+
+    # -- a million lines: the hub's tail is right, memory stays bounded -----------------------
+    (big_id,) = ids(await k.run("def big():\n    for i in range(1_000_000):\n        print(f'line {i}')\nprint('ID', ts.run(big).id)"))
+    await wait_for(ended(big_id), 120, interval=0.2, message="a million lines")
+    assert hub(big_id).status == "completed"
+    tail = registry.log(big_id).tail(1, "log")
+    assert tail[0].data["text"] == "line 999999"
+    assert len(registry.log(big_id)) <= registry.retention_events * 9 // 8 + 100
+    rss = psutil.Process(manager.provisioner.process.pid).memory_info().rss
+    assert rss < 500 * 2**20, f"kernel RSS {rss / 2**20:.0f} MB"
+    still = await k.run("print(sum(1 for t in ts.tasks() if t.status != 'completed'))")
+    assert int(still) == 3  # boom failed, coop and tight cancelled, none left running
