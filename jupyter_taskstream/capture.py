@@ -43,10 +43,12 @@ def visible_text(line: str) -> str:
 class LineBuffer:
     """The pending partial line of one stream of one task."""
 
-    __slots__ = ("partial",)
+    __slots__ = ("partial", "cut")
 
     def __init__(self) -> None:
         self.partial = ""
+        #: The pending line was just emitted for being too long; its newline ends nothing new.
+        self.cut = False
 
     def feed(self, text: str) -> list[str]:
         """Add written text; return the lines it completed (without their newline)."""
@@ -57,15 +59,18 @@ class LineBuffer:
                 trailing = len(pending) - len(pending.rstrip("\r"))
                 pending = visible_text(pending) + "\r" * trailing
             if len(pending) > MAX_PARTIAL_CHARS:
-                self.partial = ""
+                self.partial, self.cut = "", True
                 return [pending]
-            self.partial = pending
+            self.partial, self.cut = pending, False
             return []
         parts = text.split("\n")
         parts[0] = self.partial + parts[0]
         self.partial = ""
         tail = parts.pop()
         lines = [visible_text(p) if "\r" in p else p for p in parts]
+        if self.cut and not lines[0]:
+            del lines[0]
+        self.cut = False
         if tail:
             lines.extend(self.feed(tail))
         return lines

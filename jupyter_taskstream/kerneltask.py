@@ -23,7 +23,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import interrupt
-from .capture import LineBuffer
+from .capture import MAX_PARTIAL_CHARS, LineBuffer
 from .context import current_task
 from .errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
 from .model import TaskState, new_task_id, validate_name, validate_task_id
@@ -459,6 +459,11 @@ class Task:
 
     def _add_line(self, stream: str, text: str) -> None:
         # Called with the lock held, so the local log and the hub get lines in one order.
+        if len(text) > MAX_PARTIAL_CHARS:
+            # One huge line would make one huge request (the hub refuses bodies over 4 MB).
+            for start in range(0, len(text), MAX_PARTIAL_CHARS):
+                self._add_line(stream, text[start : start + MAX_PARTIAL_CHARS])
+            return
         entry = {"stream": stream, "text": text}
         self._log.append(entry)
         self._log_count += 1

@@ -51,6 +51,13 @@ def test_line_buffer_bounds_a_line_that_never_ends():
     assert len(buffer.partial) <= capture.MAX_PARTIAL_CHARS
 
 
+def test_a_huge_line_is_kept_in_pieces(rt):
+    with rt.task("huge") as t:
+        print("y" * (3 * capture.MAX_PARTIAL_CHARS + 5))
+    pieces = lines(t)
+    assert len(pieces) == 4 and "".join(pieces) == "y" * (3 * capture.MAX_PARTIAL_CHARS + 5)
+
+
 def test_print_in_a_task_goes_to_its_log_and_outside_goes_through(rt, capsys):
     print("before")
     with rt.task("t") as t:
