@@ -335,10 +335,15 @@ class EventStreamHandler(TaskStreamHandler):
     async def send(self, chunk: bytes) -> None:
         """Write and flush; a client that does not drain its socket in time is disconnected."""
         self.write(chunk)
+        flushed = self.flush()
+        if not self.request.connection.stream.writing():
+            # The socket took every byte: waiting for `flushed` would only cost two more loop
+            # turns per event per subscriber (the fan-out hot path). A full socket still waits.
+            return
         loop = asyncio.get_running_loop()
         self._stall_timer = loop.call_later(self.settings["taskstream_write_timeout"], self._stalled)
         try:
-            await self.flush()
+            await flushed
         finally:
             self._stall_timer.cancel()
 
