@@ -95,6 +95,13 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext jupyter_taskstream``: register the ``%%taskstream`` magic."""
+    from .magic import load_ipython_extension as load
+
+    load(ipython)
+
+
 def _jupyter_server_extension_points() -> list[dict]:
     """Tell jupyter_server where the extension app is (imported only by the server)."""
     from .app import TaskStreamApp

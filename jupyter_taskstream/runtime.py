@@ -45,6 +45,9 @@ __all__ = [
     "tasks",
 ]
 
+#: False while a caller (``%%taskstream --no-widget``) starts tasks that must not show a widget.
+show_widgets: contextvars.ContextVar[bool] = contextvars.ContextVar("taskstream_show_widgets", default=True)
+
 #: Settings of the default runtime, e.g. ``jupyter_taskstream.config.cancel_grace_period = 5``.
 config = RuntimeConfig()
 
@@ -218,6 +221,10 @@ class Runtime:
             task.watch(self._console.show)
         if pub is not None:
             self._pump.add(task)
+        if self._widget_wanted():
+            from .widget import display_task
+
+            display_task(task, log_lines=self.config.widget_log_lines, has_hub=pub is not None)
 
     def task_finished(self, task: Task) -> None:
         """Forget the oldest finished tasks beyond ``config.max_tasks``; wake the views."""
@@ -289,6 +296,19 @@ class Runtime:
 
                 self._console = ConsoleBar(sys.__stderr__)
             self._connected = True
+
+    def _widget_wanted(self) -> bool:
+        """A widget for tasks a cell starts on the main thread, not for tasks inside tasks."""
+        mode = self.config.widget
+        if mode == "off" or not show_widgets.get():
+            return False
+        if threading.current_thread() is not threading.main_thread() or not kernel.in_kernel():
+            return False
+        if mode == "auto":
+            import importlib.util
+
+            return all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget"))
+        return True
 
     def _console_wanted(self) -> bool:
         mode = self.config.console

@@ -67,13 +67,24 @@ class RuntimeConfig(HasTraits):
         help="Text bar on stderr: 'auto' shows it outside a kernel when stderr is a terminal, "
         "'on' always, 'off' never.",
     ).tag(config=True)
+    widget = Unicode(
+        "auto",
+        help="Notebook widget for tasks started by a cell: 'auto' shows it in a kernel when "
+        "ipywidgets and anywidget are installed, 'on' always tries, 'off' never.",
+    ).tag(config=True)
+    widget_log_lines = Int(
+        20,
+        min=0,
+        help="Lines the widget's live log pane shows; enough to follow, small enough to stay cheap.",
+    ).tag(config=True)
     publish = Bool(
         True,
         help="Send tasks to the hub when the kernel was started by a server with the extension.",
     ).tag(config=True)
 
-    @validate("console")
-    def _check_console(self, proposal):
+    @validate("console", "widget")
+    def _check_mode(self, proposal):
         if proposal["value"] not in ("auto", "on", "off"):
-            raise TraitError(f"console must be 'auto', 'on' or 'off', not {proposal['value']!r}")
+            name = proposal["trait"].name
+            raise TraitError(f"{name} must be 'auto', 'on' or 'off', not {proposal['value']!r}")
         return proposal["value"]

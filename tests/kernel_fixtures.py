@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Callable
 
 import pytest
 
 from jupyter_taskstream.runtime import Runtime
+
+from .conftest import wait_for
 from jupyter_taskstream.settings import RuntimeConfig
 
 
@@ -34,3 +37,55 @@ def rt():
     runtime = Runtime(RuntimeConfig(cancel_grace_period=0.2, log_lines=1000), publisher=None, kernel_id=None)
     yield runtime
     runtime.close(2)
+
+
+class KernelSession:
+    """A kernel client that records every IOPub message, and runs cells by msg_id."""
+
+    def __init__(self, kc):
+        self.kc = kc
+        self.messages: list[dict] = []
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                self.messages.append(await self.kc.get_iopub_msg(timeout=1))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # queue.Empty on a quiet second
+                continue
+
+    def of(self, msg_id: str) -> list[dict]:
+        return [m for m in self.messages if m["parent_header"].get("msg_id") == msg_id]
+
+    def idle(self, msg_id: str) -> bool:
+        return any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in self.of(msg_id))
+
+    def stdout(self, msg_id: str) -> str:
+        return "".join(m["content"]["text"] for m in self.of(msg_id) if m["msg_type"] == "stream")
+
+    def start(self, code: str) -> str:
+        return self.kc.execute(code)
+
+    async def run(self, code: str, timeout: float = 30) -> str:
+        msg_id = self.start(code)
+        await wait_for(lambda: self.idle(msg_id), timeout, message=f"cell to finish: {code[:40]!r}")
+        errors = [m["content"] for m in self.of(msg_id) if m["msg_type"] == "error"]
+        assert not errors, errors
+        return self.stdout(msg_id)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        self.kc.stop_channels()
+
+
+async def start_kernel_session(client, jp_serverapp) -> tuple[str, KernelSession]:
+    """A kernel started through the server's REST API (so it gets the hub hand-off), with a client."""
+    r = await client.post("api/kernels", json={"name": "python3"})
+    assert r.status_code == 201, r.text
+    kernel_id = r.json()["id"]
+    kc = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
+    kc.start_channels()
+    await kc.wait_for_ready(timeout=60)
+    return kernel_id, KernelSession(kc)

@@ -16,50 +16,10 @@ import pytest
 from jupyter_taskstream.publisher import ENV_SECRET, ENV_URL
 
 from .conftest import wait_for
+from .kernel_fixtures import KernelSession
 
 pytestmark = pytest.mark.timeout(180)
 API = "taskstream/api"
-
-
-class KernelSession:
-    """A kernel client that records every IOPub message, and runs cells by msg_id."""
-
-    def __init__(self, kc):
-        self.kc = kc
-        self.messages: list[dict] = []
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            try:
-                self.messages.append(await self.kc.get_iopub_msg(timeout=1))
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # queue.Empty on a quiet second
-                continue
-
-    def of(self, msg_id: str) -> list[dict]:
-        return [m for m in self.messages if m["parent_header"].get("msg_id") == msg_id]
-
-    def idle(self, msg_id: str) -> bool:
-        return any(m["msg_type"] == "status" and m["content"]["execution_state"] == "idle" for m in self.of(msg_id))
-
-    def stdout(self, msg_id: str) -> str:
-        return "".join(m["content"]["text"] for m in self.of(msg_id) if m["msg_type"] == "stream")
-
-    def start(self, code: str) -> str:
-        return self.kc.execute(code)
-
-    async def run(self, code: str, timeout: float = 30) -> str:
-        msg_id = self.start(code)
-        await wait_for(lambda: self.idle(msg_id), timeout, message=f"cell to finish: {code[:40]!r}")
-        errors = [m["content"] for m in self.of(msg_id) if m["msg_type"] == "error"]
-        assert not errors, errors
-        return self.stdout(msg_id)
-
-    async def close(self) -> None:
-        self._reader.cancel()
-        self.kc.stop_channels()
 
 
 def ids(text: str) -> list[str]:

@@ -1,0 +1,71 @@
+"""Static HTML of a task snapshot: what a saved notebook shows where widgets do not render.
+
+GitHub, nbconvert and a notebook reopened without its kernel have no widget model, so every
+task display also carries this HTML (and `meter.format_snapshot` text) of the latest state.
+Every task-supplied string goes through `html.escape`: a task named ``<img onerror=...>``
+shows as that text.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from .meter import format_meter
+
+__all__ = ["STATUS_COLOURS", "render_html"]
+
+#: JupyterLab's palette: info blue while running, then success, error, warning.
+STATUS_COLOURS = {
+    "pending": "#757575",
+    "running": "#1976d2",
+    "cancelling": "#f57c00",
+    "completed": "#388e3c",
+    "failed": "#d32f2f",
+    "cancelled": "#f57c00",
+}
+
+
+def _status(snapshot: dict[str, Any]) -> str:
+    status = snapshot["status"]
+    if snapshot.get("cancelling") and status in ("pending", "running"):
+        return "cancelling"
+    return status
+
+
+def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
+    """A self-contained HTML block (inline styles only) of the task's state."""
+    status = _status(snapshot)
+    colour = STATUS_COLOURS.get(status, "#757575")
+    p = snapshot["progress"]
+    fraction = p["fraction"]
+    width = 0.0 if fraction is None else min(max(fraction, 0.0), 1.0) * 100
+    meter = format_meter(p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"])
+    parts = [
+        '<div class="taskstream-static" style="font-family: var(--jp-ui-font-family, sans-serif); '
+        'font-size: 13px; max-width: 720px">',
+        '<div style="display: flex; gap: 8px; align-items: center">',
+        f"<b>{escape(snapshot['name'])}</b>",
+        f'<span style="color: {colour}; font-weight: 600">{escape(status)}</span>',
+        f'<span style="font-family: monospace">{escape(meter)}</span>',
+        "</div>",
+        '<div style="background: #e0e0e0; height: 8px; border-radius: 4px; margin: 4px 0">',
+        f'<div style="background: {colour}; width: {width:.1f}%; height: 8px; border-radius: 4px"></div>',
+        "</div>",
+    ]
+    if snapshot.get("message"):
+        parts.append(f"<div>{escape(snapshot['message'])}</div>")
+    lines = snapshot.get("log") or []
+    if lines and log_lines > 0:
+        text = "\n".join(_line_text(line) for line in lines[-log_lines:])
+        parts.append(f'<pre style="margin: 4px 0; max-height: 12em; overflow: auto">{escape(text)}</pre>')
+    error = snapshot.get("error")
+    if error:
+        detail = error.get("traceback") or f"{error.get('type', 'Error')}: {error.get('message', '')}"
+        parts.append(f'<pre style="color: {STATUS_COLOURS["failed"]}; margin: 4px 0">{escape(detail)}</pre>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _line_text(line: Any) -> str:
+    return line["text"] if isinstance(line, dict) else str(line)

@@ -1,0 +1,82 @@
+// The notebook view of one task (an anywidget ESM module; no build step).
+// Every task-supplied string is set with textContent, never innerHTML.
+
+function baseUrl() {
+  // JupyterLab and Notebook 7 publish their base URL in this JSON block.
+  const node = document.getElementById("jupyter-config-data");
+  if (node) {
+    try {
+      const url = JSON.parse(node.textContent).baseUrl;
+      if (url) return url.endsWith("/") ? url : url + "/";
+    } catch (e) { /* fall through */ }
+  }
+  return "/";
+}
+
+function el(tag, cls, parent) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (parent) parent.appendChild(node);
+  return node;
+}
+
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
+function render({ model, el: root }) {
+  const box = el("div", "taskstream-widget", root);
+  const head = el("div", "ts-head", box);
+  const name = el("span", "ts-name", head);
+  const status = el("span", "ts-status", head);
+  const meter = el("span", "ts-meter", head);
+  const spacer = el("span", "ts-spacer", head);
+  const link = el("a", "ts-link", head);
+  link.textContent = "dashboard";
+  link.target = "_blank";
+  link.rel = "noopener";
+  const cancel = el("button", "ts-cancel jp-mod-styled", head);
+  cancel.textContent = "Cancel";
+  cancel.title = "Ask the task to stop";
+  cancel.addEventListener("click", () => {
+    cancel.disabled = true;
+    model.send({ event: "cancel" });
+  });
+  const track = el("div", "ts-track", box);
+  const bar = el("div", "ts-bar", track);
+  bar.setAttribute("role", "progressbar");
+  const message = el("div", "ts-message", box);
+  const log = el("pre", "ts-log", box);
+  const traceback = el("pre", "ts-traceback", box);
+  void spacer;
+
+  function update() {
+    const state = model.get("status");
+    const fraction = model.get("fraction");
+    name.textContent = model.get("name");
+    status.textContent = state;
+    box.dataset.status = state;
+    box.dataset.taskId = model.get("task_id");
+    meter.textContent = model.get("meter");
+    track.classList.toggle("ts-indeterminate", fraction === null);
+    const pct = fraction === null ? 100 : Math.round(fraction * 1000) / 10;
+    bar.style.width = pct + "%";
+    bar.setAttribute("aria-valuenow", fraction === null ? "" : String(pct));
+    message.textContent = model.get("message");
+    message.hidden = !model.get("message");
+    const lines = model.get("log");
+    log.textContent = lines.join("\n");
+    log.hidden = lines.length === 0;
+    log.scrollTop = log.scrollHeight;
+    traceback.textContent = model.get("traceback");
+    traceback.hidden = !model.get("traceback");
+    cancel.hidden = FINAL.has(state);
+    cancel.disabled = state === "cancelling";
+    link.hidden = !model.get("has_hub");
+    link.href = baseUrl() + "taskstream/#task=" + encodeURIComponent(model.get("task_id"));
+  }
+
+  update();
+  model.on("change", update);
+  return () => model.off("change", update);
+}
+
+export default { render };
