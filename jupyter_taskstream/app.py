@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import secrets
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
-from traitlets import Float, Int, Type, Unicode
+from traitlets import Float, Int, Type, Unicode, default
 
 from .handlers import default_handlers
 from .registry import TaskRegistry
@@ -28,6 +29,7 @@ KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_action
 #: Run in a kernel to start its runtime's command listener (tasks started over HTTP).
 BOOTSTRAP_CODE = "import jupyter_taskstream as _taskstream; _taskstream.connect_hub(); del _taskstream"
 LOOPBACK_HOSTS = {"", "0.0.0.0", "::", "localhost", "127.0.0.1", "::1"}
+STATIC_DIR = pathlib.Path(__file__).parent / "static"
 
 
 class TaskStreamApp(ExtensionApp):
@@ -117,6 +119,11 @@ class TaskStreamApp(ExtensionApp):
         help="URL kernels publish to (ending in /taskstream/api). Empty: derived from the "
         "server's own address, on loopback when it listens on all interfaces.",
     )
+
+    @default("static_paths")
+    def _default_static_paths(self) -> list[str]:
+        # The dashboard's JS and CSS, served at <base_url>static/jupyter_taskstream/.
+        return [str(STATIC_DIR)]
 
     def initialize_settings(self) -> None:
         """Build the registry and publish secret; hand kernels the hub's address."""
