@@ -13,6 +13,7 @@ import pathlib
 import secrets
 from typing import Any
 
+from jupyter_client.session import Session
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, Type, Unicode, default
@@ -217,7 +218,10 @@ class TaskStreamApp(ExtensionApp):
         the task should stop being ``pending``.
         """
         kernel = self.serverapp.kernel_manager.get_kernel(kernel_id)
-        client = kernel.client()
+        # A session of its own: the manager's session id is the shell socket's identity, and a
+        # second socket with the same identity steals the replies of whoever else uses it.
+        session = Session(key=kernel.session.key, signature_scheme=kernel.session.signature_scheme)
+        client = kernel.client(session=session)
         client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
         try:
             client.execute(BOOTSTRAP_CODE, silent=True, store_history=False, allow_stdin=False)
