@@ -7,6 +7,7 @@ a Playwright expectation or wait_for_function with a deadline; there are no bare
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import re
@@ -69,6 +70,20 @@ def card(page, task_id: str):
 
 async def log_lines(page, task_id: str) -> list[str]:
     return await card(page, task_id).locator(".ts-line").all_text_contents()
+
+
+async def test_page_carries_its_config_as_json_and_loads_static_files(client):
+    r = await client.get("taskstream/")
+    assert r.status_code == 200
+    block = re.search(r'<script type="application/json" id="taskstream-config">(.*?)</script>', r.text, re.S)
+    config = json.loads(block.group(1))
+    assert config["baseUrl"] == "/a%40b/" and config["apiUrl"] == "/a%40b/taskstream/api/"
+    assert config["xsrfToken"] and isinstance(config["serverTime"], float)
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    for asset, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
+        src = re.search(rf'"(/a%40b/static/jupyter_taskstream/{asset}\?v=\w+)"', r.text).group(1)
+        served = await client.get(src.removeprefix("/a%40b/"))
+        assert served.status_code == 200 and kind in served.headers["content-type"]
 
 
 async def test_dashboard_follows_a_task_live_to_completed(page, page_events, client, dashboard_url):
