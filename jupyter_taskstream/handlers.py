@@ -478,15 +478,20 @@ class AllEventsHandler(EventStreamHandler):
             self.set_status(204)
             self.finish()
             return
+        skipped = {}
         for spec in specs:
-            registry.ensure(spec)
+            try:
+                registry.ensure(spec)
+            except TaskExists as e:  # someone else's id: refuse that task, not the whole batch
+                skipped[spec["id"]] = str(e)
         by_task: dict[str, list] = {}
         for task_id, etype, data in events:
             by_task.setdefault(task_id, []).append((etype, data))
         # One finished or unknown task must not block the others a kernel batches with it:
         # its events are skipped and reported, the rest are applied.
-        skipped = {}
         for task_id, items in by_task.items():
+            if task_id in skipped:
+                continue
             try:
                 registry.publish(task_id, items)
             except (TaskNotFound, TaskFinished) as e:

@@ -256,6 +256,9 @@ class Task:
             children = list(self._children)
         for child in children:
             child.cancel()
+        if first and self._pub is not None and not self._state.terminal:
+            # Let every viewer of the hub see the request, wherever it came from.
+            self._pub.event(self.id, "status", {"status": self._state.status, "cancel_requested": True})
         if first and self._state.status != "pending":
             runtime = self._resolve_runtime()
             runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)

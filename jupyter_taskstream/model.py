@@ -131,8 +131,12 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
         raise ValidationError(f"{field}.data", "must be an object")
     f = f"{field}.data"
     if etype == "status":
-        _check_keys(data, ("status", "message", "error"), f)
+        _check_keys(data, ("status", "message", "error", "cancel_requested"), f)
         out: dict = {"status": _string(data, "status", f"{f}.status", required=True, choices=STATUSES)}
+        if "cancel_requested" in data:
+            if data["cancel_requested"] is not True:
+                raise ValidationError(f"{f}.cancel_requested", "can only be true (a request is not withdrawn)")
+            out["cancel_requested"] = True
         message = _string(data, "message", f"{f}.message")
         if message is not None:
             out["message"] = message
@@ -232,8 +236,10 @@ class TaskState:
         self.version += 1
         if etype == "status":
             status = data["status"]
+            if data.get("cancel_requested"):
+                self.cancel_requested = True
             if status == "pending" and self.status == "running":
-                raise ValidationError("data.status", "cannot go back from running to pending")
+                status = "running"  # a late or repeated "pending" never moves a task backwards
             self.status = status
             if "message" in data:
                 self.message = data["message"]

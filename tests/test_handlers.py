@@ -209,6 +209,16 @@ async def test_multi_task_publish_skips_finished_tasks_and_dedups_retries(client
     assert again.status_code == 204
     texts = [e["data"]["text"] for e in (await client.get(f"{API}/tasks/{a['id']}/log")).json()["events"]]
     assert texts == ["to a"]
+    # A spec that collides with someone else's task refuses that task only.
+    clash = {
+        "tasks": [{"id": a["id"], "name": "not mine", "kernel_id": "other"}, {"id": "fresh", "name": "f"}],
+        "events": [{"task": a["id"], **log("hijack")}, {"task": "fresh", **log("ok")}],
+    }
+    r = await client.post(f"{API}/events", json=clash)
+    assert r.status_code == 200 and set(r.json()["skipped"]) == {a["id"]}
+    assert registry.get("fresh").status == "running"
+    texts = [e["data"]["text"] for e in (await client.get(f"{API}/tasks/{a['id']}/log")).json()["events"]]
+    assert texts == ["to a"]
 
 
 async def test_page_lists_tasks_with_names_escaped(client):

@@ -126,3 +126,32 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     assert rss < 500 * 2**20, f"kernel RSS {rss / 2**20:.0f} MB"
     still = await k.run("print(sum(1 for t in ts.tasks() if t.status != 'completed'))")
     assert int(still) == 3  # boom failed, coop and tight cancelled, none left running
+
+
+async def test_killing_the_kernel_mid_task_fails_its_tasks_and_ends_their_streams(jp_serverapp, client, registry):
+    from .conftest import read_sse
+    from .kernel_fixtures import start_kernel_session
+
+    kernel_id, k = await start_kernel_session(client, jp_serverapp)
+    try:
+        await k.run("import jupyter_taskstream as ts, time\nh = ts.run(lambda: time.sleep(600), name='long')")
+        task_id = (await k.run("print(h.id)")).strip()
+
+        def status():
+            try:
+                return registry.get(task_id).status
+            except KeyError:
+                return None
+
+        await wait_for(lambda: status() == "running", 10, message="the task in the hub")
+        stream = asyncio.ensure_future(
+            read_sse(client, f"{API}/tasks/{task_id}/events", until=lambda ev: ev[-1][1] == "end", timeout=30)
+        )
+        await wait_for(lambda: registry.subscriber_count >= 1, message="the stream")
+        os.kill(jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner.process.pid, 9)
+        events = await stream
+        assert events[-1][1] == "end" and events[-1][2]["status"] == "failed"
+        assert events[-1][2]["error"]["type"] == "KernelDied"
+    finally:
+        await k.close()
+        await client.delete(f"api/kernels/{kernel_id}")

@@ -109,3 +109,15 @@ def test_zero_total_and_unknown_total_fraction():
     task.apply("status", {"status": "completed"}, 1.0)
     assert task.progress()["fraction"] == 1.0
     assert TaskState("u", "n", now=0.0).progress()["fraction"] is None
+
+
+def test_status_events_can_carry_a_cancel_request_and_never_go_backwards():
+    _, data = validate_event("status", {"status": "running", "cancel_requested": True})
+    with pytest.raises(ValidationError) as info:
+        validate_event("status", {"status": "running", "cancel_requested": False}, "e")
+    assert info.value.field == "e.data.cancel_requested"
+    task = TaskState("t", "n", now=0.0)
+    task.apply("status", data, 1.0)
+    assert task.cancel_requested and task.status == "running"
+    task.apply("status", {"status": "pending"}, 2.0)
+    assert task.status == "running"

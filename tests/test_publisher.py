@@ -147,6 +147,24 @@ async def test_rest_cancel_reaches_a_cooperative_and_a_tight_task(hub_runtime, r
     await close(rt)
 
 
+async def test_a_local_cancel_is_visible_in_the_hub_before_the_task_ends(hub_runtime, registry):
+    rt = hub_runtime()
+    gate = threading.Event()
+
+    def stubborn():
+        gate.wait(10)  # a blocking call: the cancel lands at the next step after it returns
+        rt.current().update()
+
+    task = rt.run(stubborn)
+    await wait_for(lambda: (h := hub_task(registry, task.id)) and h.status == "running")
+    task.cancel()
+    await wait_for(lambda: registry.get(task.id).cancel_requested, message="the hub to see the request")
+    assert registry.get(task.id).status == "running"
+    gate.set()
+    await wait_for(lambda: registry.get(task.id).status == "cancelled", message="the task to end")
+    await close(rt)
+
+
 async def test_start_command_runs_code_as_that_task(hub_runtime, registry, client):
     namespace = {}
     rt = hub_runtime()
