@@ -64,8 +64,11 @@
   }
 
   function applySnapshot(t, snap) {
+    const before = t.snap.progress || {};
+    const after = snap.progress || {};
+    // A poll repeating the same progress must not restart the ETA's countdown.
+    if (before.eta !== after.eta || before.current !== after.current) t.etaAt = serverNow();
     t.snap = Object.assign({}, snap);
-    t.etaAt = serverNow();
     if (Array.isArray(snap.log)) addLines(t, snap.log);
     delete t.snap.log;
   }
