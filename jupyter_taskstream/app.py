@@ -88,6 +88,18 @@ class TaskStreamApp(ExtensionApp):
         config=True,
         help="Log lines sent with a snapshot, so a new viewer sees recent output at once.",
     )
+    all_snapshot_log_lines = Int(
+        20,
+        config=True,
+        help="Log lines per task in the all-tasks snapshot; kept small because a dashboard "
+        "with 1,000 finished tasks gets it on every load (the log endpoint has the rest).",
+    )
+    publish_secret = Unicode(
+        "",
+        config=True,
+        help="The secret kernels publish with. Empty (the default): a new random one at every "
+        "start. Set it only when kernels are launched by something other than this server.",
+    )
     subscriber_backlog = Int(
         5000,
         config=True,
@@ -136,10 +148,11 @@ class TaskStreamApp(ExtensionApp):
             max_log_event_bytes=self.max_log_event_bytes,
             max_tasks=self.max_tasks,
             snapshot_log_lines=self.snapshot_log_lines,
+            all_snapshot_log_lines=self.all_snapshot_log_lines,
             subscriber_backlog=self.subscriber_backlog,
         )
         # Kernels get this instead of the user's token: it may create and publish, nothing else.
-        self.secret = secrets.token_urlsafe(32)
+        self.secret = self.publish_secret or secrets.token_urlsafe(32)
         self._saved_env: dict[str, str | None] = {}
         self._watched_kernels = set()
         self.settings.update(

@@ -221,7 +221,8 @@ class TaskListHandler(TaskStreamHandler):
         if self.publisher:
             raise web.HTTPError(403, "the publish secret cannot run code")
         # Starting code in a kernel is executing code there: ask for that very permission.
-        allowed = await ensure_async(self.authorizer.is_authorized(self, self.current_user, "execute", "kernels"))
+        authorizer = self.authorizer
+        allowed = await ensure_async(authorizer.is_authorized(self, self.current_user, "execute", "kernels"))
         if not allowed:
             raise web.HTTPError(403, "running code in a kernel needs the execute permission on kernels")
         kernel_id = spec["kernel_id"]

@@ -91,7 +91,8 @@ class TaskRegistry(LoggingConfigurable):
     progress_rate_hz = Float(10.0, help="Progress events sent per task per second, at most.")
     max_log_event_bytes = Int(64 * 1024, help="Longer log text is split into several events.")
     max_tasks = Int(1000, help="Finished tasks kept; the oldest finished are removed first.")
-    snapshot_log_lines = Int(100, help="Log lines sent with a snapshot.")
+    snapshot_log_lines = Int(100, help="Log lines sent with a one-task snapshot.")
+    all_snapshot_log_lines = Int(20, help="Log lines per task sent with the all-tasks snapshot.")
     subscriber_backlog = Int(5000, help="Events a subscriber may fall behind before it is dropped.")
     clock = CallableTrait(time.time, help="Epoch-seconds clock; injectable for tests.")
 
@@ -141,7 +142,7 @@ class TaskRegistry(LoggingConfigurable):
         """``(id, data)`` of the all-tasks ``snapshot`` event."""
         tasks = []
         for task in self.tasks():
-            tail = self._logs[task.id].tail(self.snapshot_log_lines, "log")
+            tail = self._logs[task.id].tail(self.all_snapshot_log_lines, "log")
             tasks.append({**task.snapshot(), "log": [_log_line(e) for e in tail]})
         return self.last_event_id, {"tasks": tasks}
 
@@ -198,6 +199,11 @@ class TaskRegistry(LoggingConfigurable):
         for etype, data in events:
             if task.terminal:
                 raise TaskFinished(task_id, task.status)
+            if etype != "status" and task.status == "pending":
+                # The first progress or output starts the task: say so, so a viewer that
+                # follows status events sees running before the end.
+                task.apply("status", {"status": "running"}, now)
+                self._emit(task, "status", {"status": "running"})
             if etype == "progress":
                 task.apply(etype, data, now)
                 self._progress_changed(task, now)
@@ -225,7 +231,6 @@ class TaskRegistry(LoggingConfigurable):
         """Flag the task, tell its kernel; a task nobody has started yet ends at once."""
         task = self.check_publishable(task_id)
         task.cancel_requested = True
-        task.version += 1
         if task.status == "pending" and task.kernel_id is None:
             self.publish(task_id, [("status", {"status": "cancelled", "message": "cancelled before it started"})])
             return task

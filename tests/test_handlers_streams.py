@@ -165,8 +165,9 @@ async def test_all_tasks_stream_carries_task_ids_and_resumes(client, registry):
     events = await asyncio.wait_for(reader, 10)
     live = events[1:]
     assert [(k, d["task"]) for _, k, d in live] == [
-        ("status", new["id"]), ("log", new["id"]), ("status", new["id"]), ("end", new["id"]),
+        ("status", new["id"]), ("status", new["id"]), ("log", new["id"]), ("status", new["id"]), ("end", new["id"]),
     ]  # fmt: skip
+    assert [d["status"] for _, k, d in live if k == "status"] == ["pending", "running", "completed"]
     assert live[0][2]["name"] == "new"
     # Resume the all-tasks stream from the snapshot: exactly the same events come back.
     replay = await read_sse(client, url, headers={"Last-Event-ID": first[0][0]}, count=len(live))

@@ -51,8 +51,9 @@ async def test_terminal_status_sends_the_last_progress_first_then_end():
     clock.now += 0.01
     registry.publish(task.id, [("progress", {"current": 10}), ("status", {"status": "completed"})])
     events = registry.log(task.id).after(0)
-    assert [e.type for e in events] == ["status", "progress", "progress", "status", "end"]
-    assert events[2].data["current"] == 10
+    assert [e.type for e in events] == ["status", "status", "progress", "progress", "status", "end"]
+    assert [e.data["status"] for e in events[:2]] == ["pending", "running"]  # the first progress starts it
+    assert events[3].data["current"] == 10
     end = events[-1]
     assert end.data["status"] == "completed" and end.data["last_event_id"] == end.id
     with pytest.raises(TaskFinished):
@@ -131,7 +132,8 @@ async def test_two_subscribers_each_get_every_event():
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
     for sub in subs:
         got = await sub.next(1)
-        assert [e.data["text"] for e in got] == [str(i) for i in range(20)]
+        assert [e.data["text"] for e in got if e.type == "log"] == [str(i) for i in range(20)]
+        assert [e.type for e in got].count("status") == 1  # pending -> running
     assert registry.subscriber_count == 2
     for sub in subs:
         sub.close()
