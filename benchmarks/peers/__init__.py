@@ -1,0 +1,1 @@
+"""Peer servers the hub is compared with, serving the same event stream shape."""

@@ -1,0 +1,37 @@
+"""The benchmark entry point works end to end on a tiny size (no timing is asserted).
+
+The suite's numbers are targets the benchmark reports (benchmarks/RESULTS.md), never
+pass/fail conditions of the unit tests: this only proves `python -m benchmarks` runs a
+real hub case against its peer and writes well-formed results.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+# The peers come with the ``bench`` extra: pip install -e ".[test,bench]".
+for _peer in ("psutil", "sse_starlette", "uvicorn"):
+    pytest.importorskip(_peer, reason='the benchmark peers need pip install -e ".[bench]"')
+
+from benchmarks.run import main  # noqa: E402
+
+
+def test_fanout_case_runs_and_writes_results(tmp_path):
+    code = main(["--smoke", "--cases", "4", "--runs", "1", "--warmup", "0", "--out", str(tmp_path)])
+    assert code == 0
+    doc = json.loads((tmp_path / "results.json").read_text())
+    assert doc["machine"]["cores_logical"] >= 1 and doc["machine"]["python"]
+    (case,) = doc["cases"]
+    assert case["case"] == 4 and case["error"] is None
+    assert case["rows"], "the case reported no rows"
+    for row in case["rows"]:
+        assert row["runs"] == 1 and isinstance(row["median"], (int, float))
+        assert row["peer"] and isinstance(row["peer_median"], (int, float))
+        assert row["ratio"] is None or math.isfinite(row["ratio"])
+    lost = next(r for r in case["rows"] if r["metric"].startswith("lost events"))
+    assert lost["median"] == 0 and lost["peer_median"] == 0
+    markdown = (tmp_path / "RESULTS.md").read_text()
+    assert "## Case 4" in markdown and "| metric |" in markdown
