@@ -43,6 +43,7 @@ class TaskStreamApp(ExtensionApp):
     default_url = "/taskstream/"
     load_other_extensions = True
     _watcher: asyncio.Task | None = None
+    #: Kernels of this server that own tasks, watched for restarts and death.
     _watched_kernels: set[str]
 
     registry_class = Type(
@@ -281,10 +282,13 @@ class TaskStreamApp(ExtensionApp):
     async def check_kernels(self) -> None:
         """One pass of the liveness check over kernels that own running tasks."""
         manager = self.serverapp.kernel_manager
-        self._watched_kernels &= set(manager.list_kernel_ids())
         for kernel_id in self.registry.kernels_with_running_tasks():
             if kernel_id not in manager:
-                self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was shut down")
+                # Only a kernel this server ran can be known to be gone; one it never managed
+                # (launched by nbval, another server, a script) is not judged here.
+                if kernel_id in self._watched_kernels:
+                    self._watched_kernels.discard(kernel_id)
+                    self.registry.fail_kernel_tasks(kernel_id, f"kernel {kernel_id} was shut down")
                 continue
             alive = manager.get_kernel(kernel_id).is_alive()
             if asyncio.iscoroutine(alive):

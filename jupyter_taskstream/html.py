@@ -58,13 +58,19 @@ def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
     lines = snapshot.get("log") or []
     if lines and log_lines > 0:
         text = "\n".join(_line_text(line) for line in lines[-log_lines:])
-        parts.append(f'<pre style="margin: 4px 0; max-height: 12em; overflow: auto">{escape(text)}</pre>')
+        parts.append(f'<pre style="margin: 4px 0; max-height: 12em; overflow: auto">{_one_line(text)}</pre>')
     error = snapshot.get("error")
     if error:
         detail = error.get("traceback") or f"{error.get('type', 'Error')}: {error.get('message', '')}"
-        parts.append(f'<pre style="color: {STATUS_COLOURS["failed"]}; margin: 4px 0">{escape(detail)}</pre>')
+        parts.append(f'<pre style="color: {STATUS_COLOURS["failed"]}; margin: 4px 0">{_one_line(detail)}</pre>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def _one_line(text: str) -> str:
+    # Line breaks as character references keep the whole block on one line, which line-based
+    # tools (nbval's sanitizers, diffs of saved notebooks) can match as one unit.
+    return escape(text).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def _line_text(line: Any) -> str:

@@ -85,3 +85,13 @@ async def test_tasks_fail_when_their_kernel_dies(client, publisher, jp_serverapp
     snapshot = (await client.get(f"{API}/tasks/kt2")).json()
     assert "died" in snapshot["error"]["message"]
     await client.delete(f"api/kernels/{kernel_id}")
+
+
+async def test_tasks_of_a_kernel_this_server_does_not_manage_are_not_failed(publisher, jp_serverapp):
+    """nbval or a script may run a kernel with the hand-off env: the hub cannot judge its liveness."""
+    body = {"name": "external", "id": "ext1", "kernel_id": "not-a-kernel-of-this-server"}
+    assert (await publisher.post(f"{API}/tasks", json=body)).status_code == 201
+    await publisher.post(f"{API}/tasks/ext1/events", json={"events": [log("working")]})
+    (app,) = jp_serverapp.extension_manager.extension_apps["jupyter_taskstream"]
+    await app.check_kernels()
+    assert jp_serverapp.web_app.settings["taskstream_registry"].get("ext1").status == "running"

@@ -232,7 +232,12 @@ def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub)
     assert nxt["seq"] == first["seq"] + 1 and nxt["publisher"] == first["publisher"]
 
 
-def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd):
+def warnings_seen(capfd, caplog) -> str:
+    """What report_once said: on stderr, or through logging when a handler is installed (pytest's)."""
+    return capfd.readouterr().err + caplog.text
+
+
+def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd, caplog):
     recording_hub.script = [400, 400]
     url = f"http://127.0.0.1:{recording_hub.server_port}/api"
     pub = Publisher(url, "s", None)
@@ -241,11 +246,11 @@ def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd):
         assert pub.flush(5)
     pub.close()
     assert len(recording_hub.bodies) == 3  # no retries of a 400
-    err = capfd.readouterr().err
+    err = warnings_seen(capfd, caplog)
     assert err.count("refused a batch") == 1 and "events[0].type" in err
 
 
-def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd):
+def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd, caplog):
     pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200, backoff_initial=0.01, backoff_max=0.05)
     pub.task_spec({"id": "t", "name": "x", "total": 10, "unit": "it", "kernel_id": None})
     pub.event("t", "status", {"status": "running"})
@@ -262,7 +267,7 @@ def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd):
     assert progress[-1] == 999
     texts = [p["data"]["text"] for k, p in queued if k == "event" and p["type"] == "log"]
     assert texts[-1] == "line 999" and texts == sorted(texts, key=lambda t: int(t.split()[1]))
-    err = capfd.readouterr().err
+    err = warnings_seen(capfd, caplog)
     assert err.count("dropping the oldest") == 1 and err.count("cannot reach the hub") <= 1
 
 
