@@ -231,6 +231,11 @@ async def _poll_run(hub: HubServer, mode: str, *, updates: int, scale: float) ->
                             break
                     if not long:
                         await asyncio.sleep(max(0.0, interval - (time.monotonic() - t)))
+                if etag and tag:
+                    # The task has ended: the next poll is the no-change case by construction.
+                    status, h, body, size = await http.get(task_url, {"If-None-Match": tag})
+                    if status == 304:
+                        nochange.append((size, len(body)))
             finally:
                 bytes_, requests = http.sent + http.received, http.requests
                 await http.close()

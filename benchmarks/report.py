@@ -91,6 +91,9 @@ def render_markdown(doc: dict) -> str:
     for case in doc["cases"]:
         out.append(f"## Case {case['case']}: {case['title']}")
         out.append("")
+        if case.get("command") and case["command"] != doc["command"]:
+            out.append(f"Re-run on its own at {case['started']} with `{case['command'].strip()}`.")
+            out.append("")
         if case.get("error"):
             out.append(f"**Did not run**: `{case['error']}`")
             out.append("")

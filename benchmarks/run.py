@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import signal
 import sys
 import time
@@ -46,6 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=None, help="measured runs per case after the warm-up (5; 3 with --quick)")
     p.add_argument("--out", type=Path, default=HERE, help="directory for results.json and RESULTS.md")
     p.add_argument("--no-write", action="store_true", help="print the table only")
+    p.add_argument("--merge", action="store_true",
+                   help="replace only the cases run in an existing results.json, keep the others")
     p.add_argument("--warmup", type=int, default=1, help="warm-up runs per case, discarded")
     p.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the test
     return p.parse_args(argv)
@@ -98,6 +101,21 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "cases": results,
     }
+    for entry in results:
+        entry["command"], entry["started"] = doc["command"], doc["started"]
+    if args.merge and (args.out / "results.json").exists():
+        # The machine must be the same one for a merged table to mean anything.
+        old = json.loads((args.out / "results.json").read_text())
+        if old.get("machine", {}).get("cpu") == doc["machine"]["cpu"]:
+            ran = {c["case"] for c in results}
+            kept = [c for c in old["cases"] if c["case"] not in ran]
+            for c in kept:
+                c.setdefault("command", old["command"])
+                c.setdefault("started", old["started"])
+            doc["cases"] = sorted(kept + results, key=lambda c: c["case"])
+            doc["command"], doc["started"] = old["command"], old["started"]
+            doc["seconds"] = round(old["seconds"] + doc["seconds"], 1)
+            doc["merged"] = sorted(ran)
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
         dump_json(args.out / "results.json", doc)
