@@ -14,12 +14,14 @@ import secrets
 from typing import Any
 
 from jupyter_client.session import Session
+from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from traitlets import Float, Int, Type, Unicode, default
 
 from .handlers import default_handlers
 from .registry import TaskRegistry
+from .store import MemoryStore, SQLiteStore, TaskStore
 
 __all__ = ["ENV_SECRET", "ENV_URL", "TaskStreamApp", "main"]
 
@@ -43,9 +45,30 @@ class TaskStreamApp(ExtensionApp):
     default_url = "/taskstream/"
     load_other_extensions = True
     _watcher: asyncio.Task | None = None
+    _orphan_timer: asyncio.TimerHandle | None = None
+    _lock_file: Any = None
     #: Kernels of this server that own tasks, watched for restarts and death.
     _watched_kernels: set[str]
 
+    store = Type(
+        SQLiteStore,
+        klass=TaskStore,
+        config=True,
+        help="Where tasks and their logs are kept: SQLiteStore (the default) survives restarts "
+        "and crashes with no set-up; jupyter_taskstream.store.MemoryStore keeps them in memory.",
+    )
+    db_path = Unicode(
+        "",
+        config=True,
+        help="The SQLite file of SQLiteStore. Empty: taskstream/tasks.sqlite under the Jupyter "
+        "data directory, so history follows the user, not the working directory.",
+    )
+    restart_grace_period = Float(
+        30.0,
+        config=True,
+        help="After a restart, seconds a task that was running may wait for its publisher to "
+        "continue it before it ends as failed ('the server stopped').",
+    )
     registry_class = Type(
         TaskRegistry,
         klass=TaskRegistry,
@@ -143,6 +166,7 @@ class TaskStreamApp(ExtensionApp):
         """Build the registry and publish secret; hand kernels the hub's address."""
         self.registry = self.registry_class(
             parent=self,
+            store=self._make_store(),
             retention_events=self.retention_events,
             retention_all_events=self.retention_all_events,
             progress_rate_hz=self.progress_rate_hz,
@@ -152,6 +176,12 @@ class TaskStreamApp(ExtensionApp):
             all_snapshot_log_lines=self.all_snapshot_log_lines,
             subscriber_backlog=self.subscriber_backlog,
         )
+        self.registry.load()
+        self._orphan_timer = None
+        try:
+            self._schedule_orphans(asyncio.get_running_loop())
+        except RuntimeError:
+            pass  # no loop yet (a real server): _start_jupyter_server_extension schedules it
         # Kernels get this instead of the user's token: it may create and publish, nothing else.
         self.secret = self.publish_secret or secrets.token_urlsafe(32)
         self._saved_env: dict[str, str | None] = {}
@@ -180,12 +210,41 @@ class TaskStreamApp(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         # The port is only final once the server has bound it (port_retries may move it).
         self._hand_off_to_kernels()
+        self._schedule_orphans(asyncio.get_running_loop())
+
+    def _make_store(self) -> TaskStore:
+        if not issubclass(self.store, SQLiteStore):
+            return self.store(parent=self)
+        path = self.db_path or os.path.join(jupyter_data_dir(), "taskstream", "tasks.sqlite")
+        if not _lock_exclusively(path, self):
+            self.log.warning(
+                "taskstream: another server uses the task database %s; this one keeps its tasks in memory "
+                "(set c.TaskStreamApp.db_path to give it its own file)",
+                path,
+            )
+            return MemoryStore(parent=self)
+        self.log.info("taskstream: tasks are kept in %s", path)
+        return self.store(parent=self, path=path, retention_events=self.retention_events)
+
+    def _schedule_orphans(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.registry.orphans and self._orphan_timer is None:
+            self._orphan_timer = loop.call_later(self.restart_grace_period, self._fail_orphans)
+
+    def _fail_orphans(self) -> None:
+        failed = self.registry.fail_orphans("the server stopped while this task was running")
+        if failed:
+            self.log.warning("taskstream: %d task(s) interrupted by the server's restart ended as failed", len(failed))
 
     async def stop_extension(self) -> None:
         """End every stream, stop the kernel watcher, and take the hand-off back."""
         if self._watcher is not None:
             self._watcher.cancel()
+        if self._orphan_timer is not None:
+            self._orphan_timer.cancel()
+        await self.registry.commit()  # what was emitted is stored before the store closes
         self.registry.close()
+        if self._lock_file is not None:
+            self._lock_file.close()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -307,3 +366,27 @@ class TaskStreamApp(ExtensionApp):
 
 
 main = launch_new_instance = TaskStreamApp.launch_instance
+
+
+def _lock_exclusively(path: str, app: TaskStreamApp) -> bool:
+    """Hold an exclusive lock beside the database for the server's lifetime; False if taken.
+
+    Two servers writing one history would interleave their event ids: the second one to
+    start keeps its tasks in memory instead.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one server per data directory is assumed
+        return True
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handle = open(path + ".lock", "a+")  # noqa: SIM115 (held until the server stops)
+    except OSError:
+        return True  # unwritable: the store reports it with the option to change
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False
+    app._lock_file = handle
+    return True

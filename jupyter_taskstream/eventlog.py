@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-from typing import Any
+from typing import Any, Callable
 
 from . import sse
 
@@ -61,10 +61,11 @@ class Event:
 class EventLog:
     """Events in id order, trimmed to ``retention``; wakes waiters on every append."""
 
-    def __init__(self, retention: int):
+    def __init__(self, retention: int, on_trim: Callable[[list[Event]], None] | None = None):
         if retention < 1:
             raise ValueError("retention must be at least 1 event")
         self.retention = retention
+        self._on_trim = on_trim
         self._events: list[Event] = []
         self._ids: list[int] = []
         #: highest id trimmed away; a cursor below it has missed events.
@@ -90,6 +91,8 @@ class EventLog:
         if len(self._events) > self.retention + max(16, self.retention // 8):
             cut = len(self._events) - self.retention
             self.trimmed_through = self._ids[cut - 1]
+            if self._on_trim is not None:
+                self._on_trim(self._events[:cut])
             del self._events[:cut]
             del self._ids[:cut]
         self._wake()

@@ -31,6 +31,7 @@ from .errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning, TaskStr
 from .eventlog import Event, EventLog
 from .model import STATUSES, validate_event, validate_task_id, validate_task_spec
 from .registry import SubscriberTooSlow, TaskRegistry
+from .store import StoreError
 
 AUTH_RESOURCE = "taskstream"
 SECRET_HEADER = "X-TaskStream-Secret"
@@ -46,6 +47,7 @@ ERROR_STATUS: tuple[tuple[type[TaskStreamError], int], ...] = (
     (TaskFinished, 409),
     (TaskRunning, 409),
     (TaskExists, 409),
+    (StoreError, 503),
 )
 
 PUBLISHER = User(username="taskstream-publisher", name="Kernel publisher")
@@ -190,7 +192,7 @@ class TaskListHandler(TaskStreamHandler):
         status = self.get_query_argument("status", None)
         if status is not None and status not in STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
-        self.write_json({"tasks": [t.snapshot() for t in self.registry.tasks(status)]})
+        self.write_json({"tasks": self.registry.snapshots(status)})
 
     @web.authenticated
     @publisher_or_authorized
@@ -212,8 +214,9 @@ class TaskListHandler(TaskStreamHandler):
                 kernel_id=spec.get("kernel_id"),
                 task_id=spec.get("id"),
             )
+        await self.registry.commit()
         self.set_header("Location", self.task_url(task.id))
-        self.write_json(task.snapshot(), 201)
+        self.write_json(self.registry.snapshot(task.id), 201)
 
 
     async def start_in_kernel(self, spec: dict) -> None:
@@ -232,8 +235,9 @@ class TaskListHandler(TaskStreamHandler):
         task = self.registry.start_in_kernel(kernel_id, spec["name"], spec["code"], spec["total"])
         if not self.registry.has_command_listener(kernel_id):
             await self.settings["taskstream_app"].bootstrap_runtime(kernel_id)
+        await self.registry.commit()
         self.set_header("Location", self.task_url(task.id))
-        self.write_json(task.snapshot(), 202)
+        self.write_json(self.registry.snapshot(task.id), 202)
 
 
 class TaskHandler(TaskStreamHandler):
@@ -243,27 +247,28 @@ class TaskHandler(TaskStreamHandler):
     @authorized
     async def get(self, task_id: str) -> None:
         """The task's snapshot; ETag/304, and long-poll with ``?wait=S&after=ID``."""
-        task = self.registry.get(task_id)
+        snapshot = self.registry.snapshot(task_id)
         wait = self.query_number("wait", default=0.0, maximum=MAX_WAIT_SECONDS)
         after = self.query_number("after", default=None, integer=True)
         if wait:
-            cursor = task.last_event_id if after is None else after
+            cursor = self.registry.log(task_id).last_id if after is None else after
             await self.registry.log(task_id).wait(cursor, wait)
-            task = self.registry.get(task_id)  # 404 if it was deleted meanwhile
-        self.set_header("ETag", f'"{task.id}-{task.version}"')
+            snapshot = self.registry.snapshot(task_id)  # 404 if it was deleted meanwhile
+        self.set_header("ETag", self.registry.etag(task_id))
         self.set_header("Cache-Control", "no-cache")
         if self.check_etag_header():
             # Unchanged: one header-only response, the cheapest answer a poller can get.
             self.set_status(304)
             self.finish()
             return
-        self.write_json(task.snapshot())
+        self.write_json(snapshot)
 
     @web.authenticated
     @authorized
     async def delete(self, task_id: str) -> None:
         """Remove a finished task and its log; 409 while it runs."""
         self.registry.delete(task_id)
+        await self.registry.commit()
         self.set_status(204)
         self.finish()
 
@@ -275,14 +280,13 @@ class TaskLogHandler(TaskStreamHandler):
     @authorized
     async def get(self, task_id: str) -> None:
         """Log events after ``?after=ID`` (at most ``?limit=``), and the cursor to ask with next."""
-        task = self.registry.get(task_id)
         after = self.query_number("after", default=0, integer=True)
         limit = self.query_number("limit", default=10_000, minimum=1, maximum=10_000, integer=True)
         log = self.registry.log(task_id)
         truncated = after < log.trimmed_through
         events = log.after(max(after, log.trimmed_through))
         lines = []
-        cursor = task.last_event_id
+        cursor = log.last_id
         for event in events:
             if event.type != "log":
                 continue
@@ -300,8 +304,9 @@ class CancelHandler(TaskStreamHandler):
     @authorized
     async def post(self, task_id: str) -> None:
         """Ask whoever runs the task to stop it; 202 with the snapshot."""
-        task = self.registry.request_cancel(task_id)
-        self.write_json(task.snapshot(), 202)
+        self.registry.request_cancel(task_id)
+        await self.registry.commit()
+        self.write_json(self.registry.snapshot(task_id), 202)
 
 
 class EventStreamHandler(TaskStreamHandler):
@@ -426,6 +431,7 @@ class TaskEventsHandler(EventStreamHandler):
         body = _body_object(self.json_body(), ("events",))
         events = _validate_events(body.get("events"), with_task=False)
         self.registry.publish(task_id, [(etype, data) for _, etype, data in events])
+        await self.registry.commit()  # acknowledged means stored: the 204 waits for the commit
         self.set_status(204)
         self.finish()
 
@@ -497,6 +503,7 @@ class AllEventsHandler(EventStreamHandler):
                 registry.publish(task_id, items)
             except (TaskNotFound, TaskFinished) as e:
                 skipped[task_id] = str(e)
+        await registry.commit()  # acknowledged means stored: the answer waits for the commit
         if skipped:
             self.write_json({"skipped": skipped}, 200)
         else:
@@ -516,7 +523,8 @@ class KernelCommandsHandler(EventStreamHandler):
             raise web.HTTPError(403, "only a kernel's runtime reads its commands")
         log = self.registry.commands(kernel_id)
         last = self.last_event_id()
-        cursor = last if last is not None and last >= log.trimmed_through else log.trimmed_through
+        known = last is not None and log.trimmed_through <= last <= self.registry.last_event_id
+        cursor = last if known else log.trimmed_through
         self.start_stream()
         try:
             await self.send(b"")
@@ -564,18 +572,18 @@ class TaskPageHandler(ExtensionHandlerMixin, JupyterHandler):
             "serverTime": registry.clock(),
         }
         rows = []
-        for task in registry.tasks():
-            p = task.progress()
+        for task in registry.snapshots():
+            p = task["progress"]
             pct = "" if p["fraction"] is None else f"{p['fraction'] * 100:.0f}%"
             total = "" if p["total"] is None else f"/{p['total']:g}"
             rows.append(
                 {
-                    "id": task.id,
-                    "url": url_path_join(self.base_url, "taskstream/api/tasks", task.id),
-                    "name": task.name,
-                    "status": task.status,
+                    "id": task["id"],
+                    "url": url_path_join(self.base_url, "taskstream/api/tasks", task["id"]),
+                    "name": task["name"],
+                    "status": task["status"],
                     "progress": f"{p['current']:g}{total} {p['unit']} {pct}".strip(),
-                    "message": task.message,
+                    "message": task["message"],
                 }
             )
         html = _page_template().render(

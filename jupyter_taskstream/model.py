@@ -200,7 +200,7 @@ class TaskState:
     __slots__ = (
         "id", "name", "status", "current", "total", "unit", "rate", "eta", "message",
         "kernel_id", "created", "started", "finished", "error", "cancel_requested",
-        "last_event_id", "version", "_rate_sample",
+        "last_event_id", "version", "log_dropped", "_rate_sample",
     )  # fmt: skip
 
     def __init__(self, task_id: str, name: str, *, now: float, total=None, unit="it", kernel_id=None):
@@ -222,6 +222,8 @@ class TaskState:
         self.last_event_id = 0
         #: bumped on every change, including coalesced progress not yet sent: the ETag.
         self.version = 0
+        #: log lines no longer kept (retention), so a reader knows the log it gets is a tail.
+        self.log_dropped = 0
         self._rate_sample: tuple[float, float] | None = None
 
     @property
@@ -320,4 +322,24 @@ class TaskState:
             "error": self.error,
             "cancel_requested": self.cancel_requested,
             "last_event_id": self.last_event_id,
+            "log_dropped": self.log_dropped,
         }
+
+    #: Fields a store keeps to rebuild the task after a restart (times stay epoch seconds).
+    RECORD_FIELDS = (
+        "id", "name", "status", "current", "total", "unit", "rate", "eta", "message", "kernel_id",
+        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped",
+    )  # fmt: skip
+
+    def to_record(self) -> dict:
+        """The task's state as plain JSON data, for a store."""
+        return {name: getattr(self, name) for name in self.RECORD_FIELDS}
+
+    @classmethod
+    def from_record(cls, record: dict) -> TaskState:
+        """Rebuild a task from `to_record` data."""
+        task = cls(record["id"], record["name"], now=record["created"])
+        for name in cls.RECORD_FIELDS:
+            if name in record:
+                setattr(task, name, record[name])
+        return task

@@ -13,12 +13,13 @@ from collections import OrderedDict, deque
 from typing import Any, Callable, Iterable
 
 from traitlets import Callable as CallableTrait
-from traitlets import Float, Int
+from traitlets import Float, Instance, Int, default
 from traitlets.config import LoggingConfigurable
 
 from .errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning
 from .eventlog import Event, EventLog, Gap
 from .model import TERMINAL_STATUSES, TaskState, new_task_id
+from .store import MemoryStore, StoreError, TaskStore
 
 __all__ = ["Subscription", "SubscriberTooSlow", "TaskRegistry"]
 
@@ -95,6 +96,11 @@ class TaskRegistry(LoggingConfigurable):
     all_snapshot_log_lines = Int(20, help="Log lines per task sent with the all-tasks snapshot.")
     subscriber_backlog = Int(5000, help="Events a subscriber may fall behind before it is dropped.")
     clock = CallableTrait(time.time, help="Epoch-seconds clock; injectable for tests.")
+    store = Instance(TaskStore, help="Where tasks and events are kept; events are shown only once stored.")
+
+    @default("store")
+    def _store_default(self) -> TaskStore:
+        return MemoryStore()
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -108,6 +114,19 @@ class TaskRegistry(LoggingConfigurable):
         self.all_events = EventLog(self.retention_all_events)
         self.last_event_id = 0
         self._listeners: list[Callable[[Event], None]] = []
+        # Events waiting for the store (durable stores only), the tasks whose records changed,
+        # and the callers waiting for a commit, by the highest id they need committed.
+        self._staged: list[tuple[Event, bool]] = []
+        self._staged_through = 0
+        self._committed_through = 0
+        self._touched: dict[str, TaskState] = {}
+        #: what readers see of each task with a durable store: (version, snapshot) as of the last commit
+        self._shown: dict[str, tuple[int, dict]] = {}
+        self._commit_waiters: list[tuple[int, asyncio.Future]] = []
+        self._committer: asyncio.Task | None = None
+        #: unfinished tasks found at start, and the last event id the previous run wrote
+        self.orphans: set[str] = set()
+        self.loaded_through = 0
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -119,8 +138,35 @@ class TaskRegistry(LoggingConfigurable):
             raise TaskNotFound(task_id) from None
 
     def tasks(self, status: str | None = None) -> list[TaskState]:
-        """Tasks newest first, optionally only those with one status."""
+        """Tasks newest first, optionally only those with one status (the live state)."""
         out = [t for t in reversed(self._tasks.values()) if status is None or t.status == status]
+        return out
+
+    def snapshot(self, task_id: str) -> dict:
+        """The task as readers see it: with a durable store, as of the last commit, so the
+        snapshot never runs ahead of the log a reader can fetch next."""
+        if self.store.durable:
+            try:
+                return self._shown[task_id][1]
+            except KeyError:
+                raise TaskNotFound(task_id) from None
+        return self.get(task_id).snapshot()
+
+    def etag(self, task_id: str) -> str:
+        """An ETag of what `snapshot` shows."""
+        version = self._shown[task_id][0] if self.store.durable and task_id in self._shown else self.get(task_id).version
+        return f'"{task_id}-{version}"'
+
+    def snapshots(self, status: str | None = None) -> list[dict]:
+        """What `snapshot` shows for every task, newest first, optionally of one status."""
+        out = []
+        for task_id in reversed(self._tasks):
+            try:
+                snap = self.snapshot(task_id)
+            except TaskNotFound:
+                continue  # created, not committed yet
+            if status is None or snap["status"] == status:
+                out.append(snap)
         return out
 
     def log(self, task_id: str) -> EventLog:
@@ -134,17 +180,18 @@ class TaskRegistry(LoggingConfigurable):
 
     def snapshot_event(self, task_id: str) -> tuple[int, dict]:
         """``(id, data)`` of a per-task ``snapshot`` event: the snapshot plus the log tail."""
-        task = self.get(task_id)
-        tail = self._logs[task_id].tail(self.snapshot_log_lines, "log")
-        return task.last_event_id, {**task.snapshot(), "log": [_log_line(e) for e in tail]}
+        log = self.log(task_id)
+        tail = log.tail(self.snapshot_log_lines, "log")
+        # The id is the log's: events still being stored come after it.
+        return log.last_id, {**self.snapshot(task_id), "log": [_log_line(e) for e in tail]}
 
     def all_snapshot_event(self) -> tuple[int, dict]:
         """``(id, data)`` of the all-tasks ``snapshot`` event."""
         tasks = []
-        for task in self.tasks():
-            tail = self._logs[task.id].tail(self.all_snapshot_log_lines, "log")
-            tasks.append({**task.snapshot(), "log": [_log_line(e) for e in tail]})
-        return self.last_event_id, {"tasks": tasks}
+        for snap in self.snapshots():
+            tail = self._logs[snap["id"]].tail(self.all_snapshot_log_lines, "log")
+            tasks.append({**snap, "log": [_log_line(e) for e in tail]})
+        return self.all_events.last_id, {"tasks": tasks}
 
     # ---- writing -------------------------------------------------------------------------
 
@@ -166,7 +213,7 @@ class TaskRegistry(LoggingConfigurable):
             raise TaskExists(task_id)
         task = TaskState(task_id, name, now=self.clock(), total=total, unit=unit, kernel_id=kernel_id)
         self._tasks[task_id] = task
-        self._logs[task_id] = EventLog(self.retention_events)
+        self._logs[task_id] = self._new_log(task)
         self._emit(task, "status", {"status": "pending", "name": name})
         return task
 
@@ -195,6 +242,7 @@ class TaskRegistry(LoggingConfigurable):
     def publish(self, task_id: str, events: Iterable[tuple[str, dict]]) -> None:
         """Apply validated events to a task, in order, and fan them out."""
         task = self.check_publishable(task_id)
+        self.orphans.discard(task_id)  # its publisher came back after a restart
         now = self.clock()
         for etype, data in events:
             if task.terminal:
@@ -320,7 +368,7 @@ class TaskRegistry(LoggingConfigurable):
         self._listeners.append(listener)
 
     def close(self) -> None:
-        """End every stream (server shutdown) and cancel pending timers."""
+        """End every stream (server shutdown), cancel pending timers, close the store."""
         for gate in self._gates.values():
             if gate.timer is not None:
                 gate.timer.cancel()
@@ -329,21 +377,133 @@ class TaskRegistry(LoggingConfigurable):
             log.close()
         for sub in list(self._subscriptions):
             sub.close()
+        self.store.close()
 
     # ---- internals -----------------------------------------------------------------------
 
     def _emit(self, task: TaskState, etype: str, data: dict) -> Event:
         self.last_event_id += 1
-        task.last_event_id = self.last_event_id
         task.version += 1
         if etype == "end":
-            data = task.snapshot()
+            data = {**task.snapshot(), "last_event_id": self.last_event_id}
         event = Event(self.last_event_id, task.id, etype, data)
-        self._logs[task.id].append(event)
+        self._release(event, task)
+        return event
+
+    def _release(self, event: Event, task: TaskState | None, persist: bool = True) -> None:
+        """Show an event now (memory store) or once the store has committed it."""
+        if not self.store.durable:
+            self._fan_out(event)
+            return
+        self._staged.append((event, persist))
+        self._staged_through = event.id
+        if task is not None:
+            self._touched[task.id] = task
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.get_running_loop().create_task(self._commit_staged())
+
+    def _fan_out(self, event: Event) -> None:
+        log = self._logs.get(event.task) if event.type != "deleted" else None
+        if log is not None:
+            log.append(event)
+            # A snapshot's last_event_id is what a reader can resume from: shown events only.
+            self._tasks[event.task].last_event_id = event.id
         self.all_events.append(event)
         for listener in self._listeners:
             listener(event)
-        return event
+
+    async def commit(self) -> None:
+        """Wait until every event emitted so far is stored and shown (durable stores)."""
+        target = self._staged_through
+        if self._committed_through >= target:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._commit_waiters.append((target, fut))
+        await fut
+
+    async def _commit_staged(self) -> None:
+        # One write at a time: what is emitted during a write goes into the next one together.
+        while self._staged:
+            staged, self._staged = self._staged, []
+            touched, self._touched = self._touched, {}
+            through = staged[-1][0].id
+            # Taken now, with no await in between: exactly the state these events lead to.
+            shown = {t.id: (t.version, t.snapshot()) for t in touched.values()}
+            try:
+                await self.store.write(
+                    [e for e, persist in staged if persist], [t.to_record() for t in touched.values()], through
+                )
+            except Exception as e:
+                self.log.error("taskstream: %d events could not be stored and were not sent: %s", len(staged), e)
+                self._settle_waiters(through, StoreError(f"the task database could not be written: {e}"))
+                continue
+            for event, _ in staged:
+                if event.type == "deleted" or event.task in self._logs:
+                    self._fan_out(event)
+            for task_id, (version, snap) in shown.items():
+                if task_id in self._tasks:
+                    snap["last_event_id"] = self._tasks[task_id].last_event_id
+                    self._shown[task_id] = (version, snap)
+            self._committed_through = through
+            self._settle_waiters(through, None)
+
+    def _settle_waiters(self, through: int, error: Exception | None) -> None:
+        waiting = []
+        for target, fut in self._commit_waiters:
+            if target > through:
+                waiting.append((target, fut))
+            elif not fut.done():
+                if error is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(error)
+        self._commit_waiters = waiting
+
+    def _new_log(self, task: TaskState) -> EventLog:
+        def trimmed(events: list[Event]) -> None:
+            task.log_dropped += sum(1 for e in events if e.type == "log")
+            if self.store.durable:
+                self._touched[task.id] = task
+
+        return EventLog(self.retention_events, on_trim=trimmed)
+
+    # ---- restart -------------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Take over what the store kept from a previous run (call once, before serving)."""
+        state = self.store.open()
+        self.last_event_id = self.loaded_through = state.last_event_id
+        self._committed_through = self._staged_through = state.last_event_id
+        merged: list[Event] = []
+        for record in state.tasks:
+            task = TaskState.from_record(record)
+            self._tasks[task.id] = task
+            log = self._logs[task.id] = self._new_log(task)
+            for event_id, etype, data in state.events.get(task.id, []):
+                event = Event(event_id, task.id, etype, data)
+                log.append(event)
+                merged.append(event)
+            task.last_event_id = max(task.last_event_id, log.last_id)
+            self._shown[task.id] = (task.version, task.snapshot())
+            if task.terminal:
+                self._finished.append(task.id)
+            else:
+                self.orphans.add(task.id)
+        merged.sort(key=lambda e: e.id)
+        for event in merged[-self.retention_all_events :]:
+            self.all_events.append(event)
+
+    def fail_orphans(self, message: str) -> list[str]:
+        """End the tasks that were running before a restart and whose publisher never came back."""
+        failed = []
+        for task_id in sorted(self.orphans):
+            task = self._tasks.get(task_id)
+            if task is not None and not task.terminal:
+                error = {"type": "ServerStopped", "message": message, "traceback": ""}
+                self.publish(task_id, [("status", {"status": "failed", "message": message, "error": error})])
+                failed.append(task_id)
+        self.orphans.clear()
+        return failed
 
     def _progress_data(self, task: TaskState) -> dict:
         return {**task.progress(), "message": task.message}
@@ -390,11 +550,13 @@ class TaskRegistry(LoggingConfigurable):
             self._finished.remove(task_id)
         except ValueError:
             pass
+        self.orphans.discard(task_id)
+        self._touched.pop(task_id, None)
+        self._shown.pop(task_id, None)
+        self._staged = [(e, p) for e, p in self._staged if e.task != task_id]
+        self.store.delete(task_id)
         self.last_event_id += 1
-        event = Event(self.last_event_id, task_id, "deleted", {})
-        self.all_events.append(event)
-        for listener in self._listeners:
-            listener(event)
+        self._release(Event(self.last_event_id, task_id, "deleted", {}), None, persist=False)
 
 
 def _log_line(event: Event) -> dict:

@@ -30,7 +30,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_hub(root_dir: str, env: dict[str, str] | None = None, python: str = sys.executable) -> tuple:
+def start_hub(
+    root_dir: str, env: dict[str, str] | None = None, python: str = sys.executable, extra_args: tuple = ()
+) -> tuple:
     """Start ``jupyter server`` with the extension on loopback; returns (process, env for kernels).
 
     ``env`` is the server's environment (default: ours with a fresh runtime dir); the returned
@@ -43,7 +45,7 @@ def start_hub(root_dir: str, env: dict[str, str] | None = None, python: str = sy
     command = [
         python, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser", "--allow-root",
         f"--IdentityProvider.token={token}", f"--TaskStreamApp.publish_secret={secret}",
-        f"--ServerApp.root_dir={root_dir}", "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root_dir}", "--ServerApp.port_retries=0", *extra_args,
     ]  # fmt: skip
     log = open(os.path.join(runtime_dir, "server.log"), "wb")  # noqa: SIM115 (lives with the server)
     process = subprocess.Popen(command, env=server_env, stdout=log, stderr=subprocess.STDOUT)

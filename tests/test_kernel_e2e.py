@@ -49,7 +49,14 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
         return registry.get(task_id)
 
     def ended(task_id):
-        return lambda: task_id in {t.id for t in registry.tasks()} and hub(task_id).terminal
+        # What readers see (stored and shown), so the log is complete when this is true.
+        def shown_terminal():
+            try:
+                return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
+            except KeyError:
+                return False
+
+        return shown_terminal
 
     # -- a background task keeps the kernel free; its output stays out of every cell ----------
     out = await k.run(

@@ -13,9 +13,9 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 def hub_status(registry, task_id):
-    """The task's status in the hub, or None before the kernel's publisher has delivered it."""
+    """The task's status as the hub's readers see it, or None before it has been delivered."""
     try:
-        return registry.get(task_id).status
+        return registry.snapshot(task_id)["status"]
     except KeyError:
         return None
 

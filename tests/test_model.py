@@ -11,7 +11,7 @@ from jupyter_taskstream.model import TaskState, iso_time, new_task_id, validate_
 
 SNAPSHOT_KEYS = {
     "id", "name", "status", "progress", "message", "kernel_id", "created", "started",
-    "finished", "error", "cancel_requested", "last_event_id",
+    "finished", "error", "cancel_requested", "last_event_id", "log_dropped",
 }  # fmt: skip
 
 

@@ -55,6 +55,14 @@ async def close(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.close, 5)
 
 
+def shown_ended(registry, task_id) -> bool:
+    """The task has ended as readers see it: stored and shown, its log complete."""
+    try:
+        return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
+    except KeyError:
+        return False
+
+
 def hub_task(registry, task_id):
     try:
         return registry.get(task_id)
@@ -84,7 +92,7 @@ async def test_a_task_reaches_the_hub_with_progress_log_and_status(hub_runtime, 
         return t.id
 
     task_id = await asyncio.to_thread(work)
-    await wait_for(lambda: (t := hub_task(registry, task_id)) and t.terminal, message="task ends in the hub")
+    await wait_for(lambda: shown_ended(registry, task_id), message="task ends in the hub")
     snap = (await client.get(f"{API}/tasks/{task_id}")).json()
     assert snap["status"] == "completed" and snap["kernel_id"] == KERNEL and snap["message"] == "done"
     assert snap["progress"]["current"] == 50 and snap["progress"]["total"] == 50
@@ -99,7 +107,7 @@ async def test_a_failure_reaches_the_hub_with_its_traceback(hub_runtime, registr
         raise RuntimeError("kaboom")
 
     t = rt.run(explode)
-    await wait_for(lambda: (h := hub_task(registry, t.id)) and h.terminal)
+    await wait_for(lambda: shown_ended(registry, t.id))
     hub = registry.get(t.id)
     assert hub.status == "failed" and hub.error["type"] == "RuntimeError"
     assert "kaboom" in hub.error["message"] and "in explode" in hub.error["traceback"]
@@ -114,7 +122,7 @@ async def test_many_lines_arrive_in_order_and_the_tail_is_right(hub_runtime, reg
             print(f"n={i}")
 
     t = rt.run(chatty)
-    await wait_for(lambda: (h := hub_task(registry, t.id)) and h.terminal, timeout=30)
+    await wait_for(lambda: shown_ended(registry, t.id), timeout=30)
     texts = await hub_log(client, t.id)
     assert texts[-1] == "n=19999" and len(texts) >= registry.retention_events - 100
     assert texts == [f"n={i}" for i in range(20_000 - len(texts), 20_000)]  # ordered, none lost
@@ -142,7 +150,7 @@ async def test_rest_cancel_reaches_a_cooperative_and_a_tight_task(hub_runtime, r
         assert r.status_code == 202 and r.json()["cancel_requested"] is True
     for t in tasks:
         await wait_for(lambda t=t: t.done, message=f"{t.name} stops")
-        await wait_for(lambda t=t: registry.get(t.id).terminal)
+        await wait_for(lambda t=t: shown_ended(registry, t.id))
         assert t.status == "cancelled" and registry.get(t.id).status == "cancelled"
     await close(rt)
 
@@ -172,13 +180,13 @@ async def test_start_command_runs_code_as_that_task(hub_runtime, registry, clien
     assert rt.connect_hub()
     # Over the command stream, as the hub sends it:
     started = registry.start_in_kernel(KERNEL, "started", "x = 6 * 7\nprint(x)")
-    await wait_for(lambda: registry.get(started.id).terminal, message="started task ends")
+    await wait_for(lambda: shown_ended(registry, started.id), message="started task ends")
     assert registry.get(started.id).status == "completed" and namespace["x"] == 42
     assert await hub_log(client, started.id) == ["42"] and rt.get(started.id).name == "started"
     # Driven directly, with code that fails: the traceback shows the started code's line.
     pending = registry.create("direct", kernel_id=KERNEL)
     rt.handle_command("start", {"task": pending.id, "name": "direct", "code": "y = 1\nraise ValueError('nope')"})
-    await wait_for(lambda: registry.get(pending.id).terminal)
+    await wait_for(lambda: shown_ended(registry, pending.id))
     error = registry.get(pending.id).error
     assert error["type"] == "ValueError" and "raise ValueError('nope')" in error["traceback"]
     await close(rt)
