@@ -3,9 +3,11 @@
 One anywidget model per task, so an update is one comm message with only the traits that
 changed (a composition of stock widgets sends one message per child). Updates come from the
 runtime's view pump at most ``view_interval`` apart, so a tight loop never approaches the
-kernel's IOPub limit. The display also carries text/plain and text/html of the state, and is
-updated with the final state when the task ends, so saved notebooks show the outcome where
-widgets do not render.
+kernel's IOPub limit. The display also carries text/plain and text/html of the state. When the
+task ends, the display is replaced by text/plain and text/html of the final state alone, so a
+saved notebook shows the outcome wherever it is opened: JupyterLab prefers a widget-view
+output to every other type and, once the kernel that held the model is gone, shows
+"Error displaying widget: model not found" instead of the HTML next to it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from traitlets import Bool, Float, Int, List, Unicode, validate
 from .html import render_html
 from .meter import format_meter, format_snapshot
 
-__all__ = ["TaskWidget", "display_task"]
+__all__ = ["TaskWidget", "display_task", "final_bundle"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 FINAL_STATUSES = ("completed", "failed", "cancelled")
@@ -93,12 +95,17 @@ class TaskWidget(anywidget.AnyWidget):
         return data, metadata
 
 
+def final_bundle(snapshot: dict[str, Any], log_lines: int = 20) -> dict[str, str]:
+    """The display of a finished task: text/plain and text/html, with no widget to go missing."""
+    return {"text/plain": format_snapshot(snapshot), "text/html": render_html(snapshot, log_lines=log_lines)}
+
+
 def _text(line: Any) -> str:
     return line["text"] if isinstance(line, dict) else str(line)
 
 
 def display_task(task: Any, *, log_lines: int | None = None, has_hub: bool = False) -> TaskWidget | None:
-    """Show a task's widget in the current cell, kept live, and final in the saved notebook.
+    """Show a task's widget in the current cell, kept live, then its final state as text/HTML.
 
     Returns None (and shows nothing) outside IPython. The final update is sent with the
     parent header of the cell that displayed the widget, so it lands in that cell even when
@@ -127,10 +134,12 @@ def display_task(task: Any, *, log_lines: int | None = None, has_hub: bool = Fal
             if parent and hasattr(display_pub, "set_thread_parent"):
                 token = display_pub.set_thread_parent(parent)
             try:
-                handle.update(widget)
+                handle.update(final_bundle(snapshot, widget.log_lines), raw=True)
             finally:
                 if token is not None:
                     display_pub.reset_thread_parent(token)
+            # No view shows the model any more: free it in the kernel and the front end.
+            widget.close()
 
     task.watch(on_change)
     return widget

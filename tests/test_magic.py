@@ -87,6 +87,8 @@ async def test_background_cell_wait_cancel_and_listing(jp_serverapp, client, reg
         update = [m for m in k.of(cell) if m["msg_type"] == "update_display_data"][-1]["content"]["data"]
         assert "completed" in update["text/plain"] and "completed" in update["text/html"]
         assert "secret line 19" in update["text/html"]
+        # ...alone: a saved notebook must not hold a widget view whose model is gone.
+        assert WIDGET_MIME not in update
         # Updates were coalesced: far fewer than one per iteration.
         assert len(widget_states(k, model_id)) <= 20
 
