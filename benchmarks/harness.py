@@ -301,6 +301,8 @@ class HubServer(_Server):
         env = super().env()
         # Its own runtime dir, so a case finds the connection files of the kernels it starts.
         env["JUPYTER_RUNTIME_DIR"] = str(self.tmp / "runtime")
+        # ... and its own data dir, so its task database is its own (the default store is SQLite).
+        env["JUPYTER_DATA_DIR"] = str(self.tmp / "data")
         env["JUPYTER_CONFIG_DIR"] = str(self.tmp / "config")
         env["JUPYTER_PLATFORM_DIRS"] = "1"
         env["PYTHONUNBUFFERED"] = "1"

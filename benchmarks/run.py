@@ -35,6 +35,7 @@ CASES = {
     6: ("hub_cases", "case6", "slow consumer among normal ones"),
     7: ("hub_cases", "case7", "cost per delivered update: polling, ETag, long-poll, SSE"),
     8: ("kernel_cases", "case8", "kernel-to-browser widget messages for a tight loop"),
+    9: ("store_cases", "case9", "durable SQLite store vs in-memory store: throughput and latency"),
 }
 HERE = Path(__file__).resolve().parent
 

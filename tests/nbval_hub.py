@@ -42,6 +42,10 @@ def start_hub(
     runtime_dir = tempfile.mkdtemp(prefix="taskstream-runtime-")
     server_env = dict(os.environ if env is None else env)
     server_env["JUPYTER_RUNTIME_DIR"] = runtime_dir
+    # A task database of its own, not the user's (the default store keeps history on disk).
+    server_env.setdefault("JUPYTER_DATA_DIR", os.path.join(runtime_dir, "data"))
+    if env is None:
+        server_env["JUPYTER_DATA_DIR"] = os.path.join(runtime_dir, "data")
     command = [
         python, "-m", "jupyter_server", f"--port={port}", "--ip=127.0.0.1", "--no-browser", "--allow-root",
         f"--IdentityProvider.token={token}", f"--TaskStreamApp.publish_secret={secret}",
