@@ -58,7 +58,12 @@ def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
     lines = snapshot.get("log") or []
     if lines and log_lines > 0:
         text = "\n".join(_line_text(line) for line in lines[-log_lines:])
-        parts.append(f'<pre style="margin: 4px 0; max-height: 12em; overflow: auto">{_one_line(text)}</pre>')
+        # A reversed flex column starts scrolled to its end: the latest lines show, as in the
+        # live widget, with no script to scroll it.
+        parts.append(
+            '<div class="taskstream-log" style="display: flex; flex-direction: column-reverse; '
+            f'max-height: 12em; overflow: auto; margin: 4px 0"><pre style="margin: 0; flex: none; overflow: visible">{_one_line(text)}</pre></div>'
+        )
     error = snapshot.get("error")
     if error:
         detail = error.get("traceback") or f"{error.get('type', 'Error')}: {error.get('message', '')}"

@@ -135,6 +135,17 @@ async def run_cells(notebook, first: int, count: int) -> None:
         await notebook.page.keyboard.press("Shift+Enter")
 
 
+#: Whether the last line of a scrolling box's text is inside the box's visible area.
+LAST_LINE_IN_VIEW = """box => {
+    const text = box.querySelector("pre").firstChild;
+    const range = document.createRange();
+    range.setStart(text, text.data.lastIndexOf("\\n") + 1);
+    range.setEnd(text, text.data.length);
+    const line = range.getBoundingClientRect(), view = box.getBoundingClientRect();
+    return line.height > 0 && line.top >= view.top - 1 && line.bottom <= view.bottom + 1;
+}"""
+
+
 def outputs(cell):
     return cell.locator(".jp-OutputArea-output")
 
@@ -173,6 +184,8 @@ async def test_quickstart_background_cell_in_lab(page, page_events, lab_url, reg
     await expect(final).to_contain_text("completed")
     await expect(final).to_contain_text("20/20")
     await expect(final.locator("pre")).to_have_text("\n".join(f"{i} squared is {i * i}" for i in range(20)))
+    # The log box shows its latest line, as the live widget did, without scrolling.
+    assert await final.locator(".taskstream-log").evaluate(LAST_LINE_IN_VIEW)
     bar = final.locator('div[style*="height: 8px"] > div')
     await expect(bar).to_have_attribute("style", re.compile(r"width: 100\.0%"))
     await expect(squares.locator(".taskstream-widget")).to_have_count(0)
