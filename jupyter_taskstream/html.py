@@ -62,7 +62,8 @@ def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
         # live widget, with no script to scroll it.
         parts.append(
             '<div class="taskstream-log" style="display: flex; flex-direction: column-reverse; '
-            f'max-height: 12em; overflow: auto; margin: 4px 0"><pre style="margin: 0; flex: none; overflow: visible">{_one_line(text)}</pre></div>'
+            'max-height: 12em; overflow: auto; margin: 4px 0">'
+            f'<pre style="margin: 0; flex: none; overflow: visible">{_one_line(text)}</pre></div>'
         )
     error = snapshot.get("error")
     if error:

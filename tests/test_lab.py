@@ -56,7 +56,9 @@ NOTEBOOK_CELLS = {
     ],
     "saved.ipynb": [
         SETUP,
-        "%%taskstream --wait checksums\nfor i in ts.progress(range(5), unit='block'):\n    print(f'block {i} ok')",
+        "%%taskstream --wait checksums\n"
+        "for i in ts.progress(range(5), unit='block'):\n"
+        "    print(f'block {i} ok')",
     ],
 }
 
