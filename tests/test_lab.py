@@ -3,7 +3,7 @@
 The test server serves JupyterLab (with the widget managers installed next to it) on a temp
 copy of the tutorial notebook and a few notebooks written here; the browser runs cells the way
 a user does, with the keyboard and the widget's own buttons. Every wait is a Playwright
-expectation or wait_for_function with a deadline; there are no bare sleeps.
+expectation or a poll (of the hub, of the saved file) with a deadline; no bare sleeps.
 """
 
 from __future__ import annotations
