@@ -298,13 +298,15 @@ class TaskState:
             fraction = min(max(self.current / total, 0.0), 1.0)
         elif total == 0:
             fraction = 1.0 if self.terminal else 0.0
+        # Measured values to the precision anyone reads them: a 16-digit float is a third of
+        # a progress event's bytes on the wire, and SSE's cost per update is mostly bytes.
         return {
             "current": self.current,
             "total": total,
-            "fraction": fraction,
+            "fraction": None if fraction is None else round(fraction, 4),
             "unit": self.unit,
-            "rate": self.rate,
-            "eta": self.eta,
+            "rate": None if self.rate is None else float(f"{self.rate:.4g}"),
+            "eta": None if self.eta is None else round(self.eta, 1),
         }
 
     def snapshot(self) -> dict:

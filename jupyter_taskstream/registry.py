@@ -31,10 +31,13 @@ class SubscriberTooSlow(Exception):
 class _ProgressGate:
     """Per-task progress coalescing: when the last progress went out, and a pending flush."""
 
-    __slots__ = ("last_sent", "timer")
+    __slots__ = ("last_sent", "timer", "unit", "message")
 
     def __init__(self) -> None:
         self.last_sent = float("-inf")
+        #: what the last progress event said, so unchanged unit and message are left out
+        self.unit: str | None = None
+        self.message: str | None = None
         self.timer: asyncio.TimerHandle | None = None
 
 
@@ -505,8 +508,16 @@ class TaskRegistry(LoggingConfigurable):
         self.orphans.clear()
         return failed
 
-    def _progress_data(self, task: TaskState) -> dict:
-        return {**task.progress(), "message": task.message}
+    def _progress_data(self, task: TaskState, gate: _ProgressGate) -> dict:
+        data = task.progress()
+        # unit and message rarely change: sent with the first progress event and when they
+        # change, so a stream of updates stays small (a client keeps the last value it got).
+        if data["unit"] == gate.unit:
+            del data["unit"]
+        gate.unit = task.unit
+        if task.message != gate.message:
+            data["message"] = gate.message = task.message
+        return data
 
     def _progress_changed(self, task: TaskState, now: float) -> None:
         gate = self._gates.setdefault(task.id, _ProgressGate())
@@ -516,7 +527,7 @@ class TaskRegistry(LoggingConfigurable):
         wait = gate.last_sent + interval - now
         if wait <= 0:
             gate.last_sent = now
-            self._emit(task, "progress", self._progress_data(task))
+            self._emit(task, "progress", self._progress_data(task, gate))
             return
         gate.timer = asyncio.get_running_loop().call_later(wait, self._flush_progress, task)
 
@@ -528,7 +539,7 @@ class TaskRegistry(LoggingConfigurable):
         gate.timer = None
         if self._tasks.get(task.id) is task and not task.terminal:
             gate.last_sent = self.clock()
-            self._emit(task, "progress", self._progress_data(task))
+            self._emit(task, "progress", self._progress_data(task, gate))
 
     def _finish(self, task: TaskState) -> None:
         gate = self._gates.pop(task.id, None)

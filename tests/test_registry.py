@@ -166,3 +166,14 @@ async def test_resume_point_refuses_unknown_and_trimmed_ids():
     assert registry.resume_point(log, registry.last_event_id + 1) is None  # from the future
     assert registry.resume_point(log, 3) is None  # trimmed away: a snapshot instead
     assert registry.resume_point(log, log.last_id - 2) == log.last_id - 2
+
+
+async def test_progress_events_carry_unit_and_message_only_when_they_change():
+    registry, clock = make(progress_rate_hz=1000)
+    task = registry.create("job", total=10, unit="rows")
+    for current, message in [(1, ""), (2, ""), (3, "halfway"), (4, "halfway")]:
+        clock.now += 1
+        registry.publish(task.id, [("progress", {"current": current, "message": message})])
+    progress = [e.data for e in registry.log(task.id).after(0) if e.type == "progress"]
+    assert [("unit" in d, d.get("message")) for d in progress] == [(True, ""), (False, None), (False, "halfway"), (False, None)]
+    assert progress[0]["unit"] == "rows" and all(d["total"] == 10 for d in progress)

@@ -108,9 +108,11 @@
       if (FINAL.has(data.status) && !s.finished) s.finished = new Date(serverNow()).toISOString();
     } else if (type === "progress") {
       markStarted(t);
+      // unit (and message) come only when they change: keep the last ones.
+      const unit = typeof data.unit === "string" ? data.unit : (s.progress || {}).unit;
       s.progress = {
         current: data.current, total: data.total, fraction: data.fraction,
-        unit: data.unit, rate: data.rate, eta: data.eta,
+        unit: unit || "it", rate: data.rate, eta: data.eta,
       };
       if (typeof data.message === "string") s.message = data.message;
       t.etaAt = serverNow();
