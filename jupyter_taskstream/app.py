@@ -237,6 +237,8 @@ class TaskStreamApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         """End every stream, stop the kernel watcher, and take the hand-off back."""
+        if not hasattr(self, "registry"):
+            return  # the server stopped before this extension was initialized
         if self._watcher is not None:
             self._watcher.cancel()
         if self._orphan_timer is not None:
