@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any, Callable
 
@@ -78,6 +79,17 @@ class KernelSession:
     async def close(self) -> None:
         self._reader.cancel()
         self.kc.stop_channels()
+
+
+@contextlib.asynccontextmanager
+async def kernel_session(client, jp_serverapp):
+    """``(kernel_id, session)`` of a kernel started through the REST API, shut down afterwards."""
+    kernel_id, session = await start_kernel_session(client, jp_serverapp)
+    try:
+        yield kernel_id, session
+    finally:
+        await session.close()
+        await client.delete(f"api/kernels/{kernel_id}")
 
 
 async def start_kernel_session(client, jp_serverapp) -> tuple[str, KernelSession]:

@@ -15,8 +15,8 @@ import pytest
 
 from jupyter_taskstream.publisher import ENV_SECRET, ENV_URL
 
-from .conftest import wait_for
-from .kernel_fixtures import KernelSession
+from .conftest import read_sse, wait_for
+from .kernel_fixtures import KernelSession, kernel_session
 
 pytestmark = pytest.mark.timeout(180)
 API = "taskstream/api"
@@ -136,11 +136,7 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
 
 
 async def test_killing_the_kernel_mid_task_fails_its_tasks_and_ends_their_streams(jp_serverapp, client, registry):
-    from .conftest import read_sse
-    from .kernel_fixtures import start_kernel_session
-
-    kernel_id, k = await start_kernel_session(client, jp_serverapp)
-    try:
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
         await k.run("import jupyter_taskstream as ts, time\nh = ts.run(lambda: time.sleep(600), name='long')")
         task_id = (await k.run("print(h.id)")).strip()
 
@@ -162,6 +158,3 @@ async def test_killing_the_kernel_mid_task_fails_its_tasks_and_ends_their_stream
         events = await stream
         assert events[-1][1] == "end" and events[-1][2]["status"] == "failed"
         assert events[-1][2]["error"]["type"] == "KernelDied" and "died" in events[-1][2]["error"]["message"]
-    finally:
-        await k.close()
-        await client.delete(f"api/kernels/{kernel_id}")

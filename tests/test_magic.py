@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import wait_for
-from .kernel_fixtures import start_kernel_session
+from .kernel_fixtures import kernel_session
 
 pytestmark = pytest.mark.timeout(120)
 API = "taskstream/api"
@@ -46,8 +46,7 @@ def merged_state(k, model_id):
 
 
 async def test_background_cell_wait_cancel_and_listing(jp_serverapp, client, registry):
-    kernel_id, k = await start_kernel_session(client, jp_serverapp)
-    try:
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
         await k.run("%load_ext jupyter_taskstream\nimport jupyter_taskstream as ts, time")
 
         # A background cell: returns at once, shows its widget, the kernel stays free.
@@ -125,15 +124,11 @@ async def test_background_cell_wait_cancel_and_listing(jp_serverapp, client, reg
         await wait_for(lambda: k.idle(unknown), 10, message="the unknown id")
         errors = [m["content"] for m in k.of(unknown) if m["msg_type"] == "error"]
         assert errors and "nosuchtask" in errors[0]["evalue"]
-    finally:
-        await k.close()
-        await client.delete(f"api/kernels/{kernel_id}")
 
 
 async def test_widget_cancel_button_message_cancels_the_task(jp_serverapp, client, registry):
     """The widget's Cancel button sends a custom comm message; the kernel ends the task."""
-    kernel_id, k = await start_kernel_session(client, jp_serverapp)
-    try:
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
         await k.run("import jupyter_taskstream as ts, time")
         # A loop that never calls into the runtime: only the grace-period interrupt stops it.
         cell = k.start(
@@ -154,6 +149,3 @@ async def test_widget_cancel_button_message_cancels_the_task(jp_serverapp, clien
         await wait_for(lambda: merged_state(k, model_id).get("status") == "cancelled", 10, message="widget shows it")
         # Between the click and the end, the widget said it was cancelling.
         assert "cancelling" in [state.get("status") for state in widget_states(k, model_id)]
-    finally:
-        await k.close()
-        await client.delete(f"api/kernels/{kernel_id}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from .conftest import read_sse, wait_for
-from .kernel_fixtures import start_kernel_session
+from .kernel_fixtures import kernel_session
 from .test_magic import WIDGET_MIME, displays, hub_status, merged_state
 
 pytestmark = pytest.mark.timeout(120)
@@ -20,8 +20,7 @@ x_from_http = 99
 
 
 async def test_code_started_over_http_waits_for_a_busy_kernel_then_runs(jp_serverapp, client, registry):
-    kernel_id, k = await start_kernel_session(client, jp_serverapp)
-    try:
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
         busy = k.start("import time; time.sleep(1.5)")  # the runtime is not even imported yet
         r = await client.post(f"{API}/tasks", json={"kernel_id": kernel_id, "name": "from http", "code": CODE})
         assert r.status_code == 202, r.text
@@ -39,14 +38,10 @@ async def test_code_started_over_http_waits_for_a_busy_kernel_then_runs(jp_serve
         # A kernel that already runs the runtime takes the next one over its command stream.
         again = await client.post(f"{API}/tasks", json={"kernel_id": kernel_id, "name": "second", "code": "y = 1"})
         await wait_for(lambda: hub_status(registry, again.json()["id"]) == "completed", 20, message="second task")
-    finally:
-        await k.close()
-        await client.delete(f"api/kernels/{kernel_id}")
 
 
 async def test_widget_rest_and_sse_show_the_same_progress_and_lines(jp_serverapp, client, registry):
-    kernel_id, k = await start_kernel_session(client, jp_serverapp)
-    try:
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
         cell = k.start(
             "import jupyter_taskstream as ts, time\n"
             "def work():\n"
@@ -70,6 +65,3 @@ async def test_widget_rest_and_sse_show_the_same_progress_and_lines(jp_serverapp
         assert widget["log"] == rest_lines == sse_lines == expected
         assert widget["fraction"] == rest["progress"]["fraction"] == sse_end["progress"]["fraction"] == 1.0
         assert widget["meter"].startswith("8/8") and rest["progress"]["current"] == sse_end["progress"]["current"] == 8
-    finally:
-        await k.close()
-        await client.delete(f"api/kernels/{kernel_id}")
