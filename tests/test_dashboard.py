@@ -1,7 +1,8 @@
 """The live dashboard at /taskstream/ in a real headless Chromium against a real server.
 
-Tasks are driven through the hub's HTTP API as an external producer would. Every wait is
-a Playwright expectation or wait_for_function with a deadline; there are no bare sleeps.
+Tasks are driven through the hub's HTTP API as an external producer would, and one from a
+real kernel as a notebook would. Every wait is a Playwright expectation or wait_for_function
+with a deadline; there are no bare sleeps.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import pytest
 
 # Imported fixtures, used by name (conftest is shared; these are the browser tests' own).
 from .browser import artifact, browser, chromium_path, page, page_events  # noqa: F401
+from .conftest import wait_for
+from .kernel_fixtures import kernel_session
 
 expect = pytest.importorskip("playwright.async_api", reason="pip install playwright (the test extra)").expect
 
@@ -337,3 +340,29 @@ async def test_light_and_dark_screenshots(page, page_events, client, dashboard_u
     await page.screenshot(path=artifact("dashboard-dark.png"))
     await page.screenshot(path=artifact("dashboard-dark-full.png"), full_page=True)
     assert page_events.errors == []
+
+
+async def test_dashboard_follows_a_task_started_in_a_notebook_kernel(page, client, jp_serverapp, dashboard_url):
+    """The issue's case: a task started from a kernel, followed live on the dashboard to completed."""
+    async with kernel_session(client, jp_serverapp) as (_kernel_id, k):
+        await open_dashboard(page, dashboard_url)
+        cell = k.start(
+            "import time, jupyter_taskstream as ts\n"
+            "def work():\n"
+            "    for i in ts.progress(range(30), desc='from a notebook'):\n"
+            "        print('notebook line', i)\n"
+            "        time.sleep(0.05)\n"
+            "h = ts.run(work, name='from a notebook')\n"
+            "print(h.id)\n"
+        )
+        await wait_for(lambda: k.idle(cell), 20, message="run() to return")
+        task_id = k.stdout(cell).strip()
+        task = card(page, task_id)
+        # Seen while it runs: the live status, a partial bar, lines arriving.
+        await expect(task.locator(".ts-status")).to_have_text("running")
+        await expect(task.locator(".ts-name")).to_have_text("from a notebook")
+        await expect(task.locator(".ts-line").first).to_have_text("notebook line 0")
+        # ... and followed to the end without a reload.
+        await expect(task.locator(".ts-status")).to_have_text("completed", timeout=20_000)
+        await expect(task.locator(".ts-bar")).to_have_attribute("style", re.compile(r"width: 100%"))
+        await expect(task.locator(".ts-line").last).to_have_text("notebook line 29")
