@@ -14,7 +14,7 @@ import time
 import httpx
 
 from .drivers import ClientPool, HubStream, PeerStream, RawHTTP, paced, stamp
-from .harness import BenchConfig, HubServer, PeerServer, Row, Timeout, percentile
+from .harness import BenchConfig, HubServer, PeerServer, Row, percentile
 
 __all__ = ["case4", "case5", "case6", "case7"]
 

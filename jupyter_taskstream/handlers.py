@@ -218,7 +218,6 @@ class TaskListHandler(TaskStreamHandler):
         self.set_header("Location", self.task_url(task.id))
         self.write_json(self.registry.snapshot(task.id), 201)
 
-
     async def start_in_kernel(self, spec: dict) -> None:
         """Run ``code`` as a task in a kernel: 202, ``pending`` until the kernel takes it."""
         if self.publisher:
