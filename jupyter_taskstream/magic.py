@@ -11,9 +11,9 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.core.error import UsageError
 
 from . import runtime
 from .meter import format_snapshot

@@ -22,13 +22,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 from . import capture, kernel
 from .commands import CommandListener
-from .settings import RuntimeConfig
 from .context import current_task, install_thread_propagation
 from .errors import TaskCancelled, TaskNotFound
+from .kerneltask import Task
 from .loop import iterate
 from .publisher import Publisher
 from .pump import ViewPump
-from .kerneltask import Task
+from .settings import RuntimeConfig
 
 __all__ = [
     "Runtime",

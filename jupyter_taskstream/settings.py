@@ -8,8 +8,7 @@ its buffer are built when the first task starts).
 
 from __future__ import annotations
 
-from traitlets import Bool, Float, HasTraits, Int, Unicode, validate
-from traitlets import TraitError
+from traitlets import Bool, Float, HasTraits, Int, TraitError, Unicode, validate
 
 __all__ = ["RuntimeConfig"]
 

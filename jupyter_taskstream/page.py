@@ -1,0 +1,91 @@
+"""The dashboard page at ``/taskstream/``: a template with its config as JSON, static JS/CSS."""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import jinja2
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.utils import url_path_join
+from tornado import web
+
+from .base import AUTH_RESOURCE
+from .registry import TaskRegistry
+
+__all__ = ["TaskPageHandler"]
+
+TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
+
+
+class TaskPageHandler(ExtensionHandlerMixin, JupyterHandler):
+    """``/taskstream/``: the live dashboard, with a server-rendered task table for browsers without JS."""
+
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def content_security_policy(self) -> str:
+        """Jupyter's policy, plus: scripts and styles only from the server's own files.
+
+        Defence in depth for a page full of task-supplied text: even a string that reached
+        the DOM as HTML could not run inline script. An admin-set policy is left alone.
+        """
+        if "Content-Security-Policy" in self.settings.get("headers", {}):
+            return super().content_security_policy
+        return "; ".join(
+            [
+                super().content_security_policy,
+                "default-src 'self'",
+                "script-src 'self'",
+                "style-src 'self'",
+                "img-src 'self' data:",
+                "object-src 'none'",
+                "base-uri 'none'",
+            ]
+        )
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """The dashboard: config as a JSON block, JS and CSS as static files, a <noscript> table."""
+        registry: TaskRegistry = self.settings["taskstream_registry"]
+        config = {
+            "baseUrl": self.base_url,
+            "apiUrl": url_path_join(self.base_url, "taskstream/api") + "/",
+            "xsrfToken": self.xsrf_token.decode("ascii"),
+            # Lets the page measure elapsed time on the server's clock, not a skewed local one.
+            "serverTime": registry.clock(),
+        }
+        rows = []
+        for task in registry.snapshots():
+            p = task["progress"]
+            pct = "" if p["fraction"] is None else f"{p['fraction'] * 100:.0f}%"
+            total = "" if p["total"] is None else f"/{p['total']:g}"
+            rows.append(
+                {
+                    "id": task["id"],
+                    "url": url_path_join(self.base_url, "taskstream/api/tasks", task["id"]),
+                    "name": task["name"],
+                    "status": task["status"],
+                    "progress": f"{p['current']:g}{total} {p['unit']} {pct}".strip(),
+                    "message": task["message"],
+                }
+            )
+        html = _page_template().render(
+            config=config,
+            rows=rows,
+            css_url=self.static_url("dashboard.css"),
+            js_url=self.static_url("dashboard.js"),
+            favicon_url=url_path_join(self.base_url, "static/favicon.ico"),
+        )
+        self.set_header("Content-Type", "text/html; charset=utf-8")
+        self.finish(html)
+
+
+@functools.lru_cache(maxsize=None)
+def _page_template() -> jinja2.Template:
+    """The dashboard page template; autoescaped, and its config goes through ``tojson``."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True)
+    return env.get_template("dashboard.html")

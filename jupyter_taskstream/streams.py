@@ -1,0 +1,249 @@
+"""The hub's Server-Sent Events handlers: one task, all tasks, and a kernel's commands.
+
+Headers and first bytes go out at once, then a snapshot or the replay after Last-Event-ID,
+live events read through the subscription's cursor, heartbeat comments, and ``end``. The
+same URLs take POSTs that publish (a stream's producers and readers share its address).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any, Callable
+
+from jupyter_server.auth.decorator import authorized
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from . import sse
+from .base import TaskStreamHandler, body_object, publisher_or_authorized, validate_events
+from .errors import TaskExists, TaskFinished, TaskNotFound, ValidationError
+from .eventlog import Event, EventLog
+from .model import validate_task_spec
+from .registry import SubscriberTooSlow
+
+__all__ = ["AllEventsHandler", "EventStreamHandler", "KernelCommandsHandler", "TaskEventsHandler"]
+
+
+class EventStreamHandler(TaskStreamHandler):
+    """Shared SSE machinery: headers, first byte at once, replay, heartbeats, clean up."""
+
+    _subscription = None
+    _stall_timer = None
+
+    def initialize(self, *args: Any, **kwargs: Any) -> None:
+        super().initialize(*args, **kwargs)
+        self._closed = False
+
+    def compute_etag(self) -> None:
+        return None  # a stream has no etag, and tornado must not buffer it to compute one
+
+    def last_event_id(self) -> int | None:
+        """The resume point: ``Last-Event-ID`` header, else ``?last_event_id=``."""
+        raw = self.request.headers.get("Last-Event-ID") or self.get_query_argument("last_event_id", None)
+        if raw is None or raw.strip() == "":
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            return -1  # unparseable: treated as unknown, so the client gets a fresh snapshot
+        return value
+
+    def start_stream(self) -> None:
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+        # Randomized so that many clients dropped at once do not reconnect at once.
+        base = self.settings["taskstream_retry_ms"]
+        self.write(sse.retry(base + random.randint(0, base)))
+
+    async def send(self, chunk: bytes) -> None:
+        """Write and flush; a client that does not drain its socket in time is disconnected."""
+        self.write(chunk)
+        flushed = self.flush()
+        if not self.request.connection.stream.writing():
+            # The socket took every byte: waiting for `flushed` would only cost two more loop
+            # turns per event per subscriber (the fan-out hot path). A full socket still waits.
+            return
+        loop = asyncio.get_running_loop()
+        self._stall_timer = loop.call_later(self.settings["taskstream_write_timeout"], self._stalled)
+        try:
+            await flushed
+        finally:
+            self._stall_timer.cancel()
+
+    def _stalled(self) -> None:
+        self.log.warning("taskstream: dropping a subscriber that stopped reading (%s)", self.request.path)
+        self.request.connection.close()
+
+    async def pump(self, log: EventLog, cursor: int, encode: Callable[[Event], bytes], *, ends: bool) -> None:
+        """Send events after ``cursor`` until the log closes, the task ends or the client goes."""
+        heartbeat = self.settings["taskstream_heartbeat_interval"]
+        self._subscription = sub = self.registry.subscribe(log, cursor)
+        try:
+            while not self._closed:
+                batch = await sub.next(heartbeat)
+                if batch is None:
+                    await self.send(sse.comment("heartbeat"))
+                    continue
+                if not batch:
+                    break
+                await self.send(b"".join(encode(e) for e in batch))
+                if ends and batch[-1].type == "end":
+                    break
+        except SubscriberTooSlow:
+            self.log.warning("taskstream: subscriber fell too far behind, dropped; it resumes by id")
+            self.request.connection.close()
+            return
+        except StreamClosedError:
+            return
+        finally:
+            sub.close()
+        if not self._closed:
+            self.finish()
+
+    def on_connection_close(self) -> None:
+        self._closed = True
+        if self._subscription is not None:
+            self._subscription.close()
+
+
+class TaskEventsHandler(EventStreamHandler):
+    """``/taskstream/api/tasks/{id}/events``: SSE of one task (POST is publishing, above)."""
+
+    publisher_verbs = frozenset({"POST"})
+
+    @web.authenticated
+    @authorized
+    async def get(self, task_id: str) -> None:
+        """Stream a task: ``retry``, a snapshot or the replay after Last-Event-ID, live events, ``end``."""
+        registry = self.registry
+        task = registry.get(task_id)
+        log = registry.log(task_id)
+        cursor = registry.resume_point(log, self.last_event_id())
+        self.start_stream()
+        if cursor is None:
+            event_id, data = registry.snapshot_event(task_id)
+            self.write(sse.encode_json(data, event="snapshot", id=event_id))
+            cursor = event_id
+        if task.terminal and log.last_id <= cursor:
+            # The client saw everything already: repeat `end` so it knows to stop reconnecting.
+            self.write(log.tail(1)[0].sse())
+        try:
+            # Headers and first bytes now: proxies and EventSource wait for them (USERS 5),
+            # and APIHandler.finish would otherwise relabel an unflushed stream as JSON.
+            await self.send(b"")
+        except StreamClosedError:
+            return
+        if task.terminal and log.last_id <= cursor:
+            self.finish()
+            return
+        await self.pump(log, cursor, Event.sse, ends=True)
+
+    @web.authenticated
+    @publisher_or_authorized
+    async def post(self, task_id: str) -> None:
+        """Publish events to this task: every event is validated before any applies; 204."""
+        body = body_object(self.json_body(), ("events",))
+        events = validate_events(body.get("events"), with_task=False)
+        self.registry.publish(task_id, [(etype, data) for _, etype, data in events])
+        await self.registry.commit()  # acknowledged means stored: the 204 waits for the commit
+        self.set_status(204)
+        self.finish()
+
+
+class AllEventsHandler(EventStreamHandler):
+    """``/taskstream/api/events``: one SSE stream of every task; POST publishes to many tasks."""
+
+    publisher_verbs = frozenset({"POST"})
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        """Stream every task's events (payloads carry ``task``), resumable by Last-Event-ID."""
+        registry = self.registry
+        log = registry.all_events
+        cursor = registry.resume_point(log, self.last_event_id())
+        self.start_stream()
+        if cursor is None:
+            event_id, data = registry.all_snapshot_event()
+            self.write(sse.encode_json(data, event="snapshot", id=event_id))
+            cursor = event_id
+        try:
+            await self.send(b"")
+        except StreamClosedError:
+            return
+        await self.pump(log, cursor, Event.sse_all, ends=False)
+
+    @web.authenticated
+    @publisher_or_authorized
+    async def post(self) -> None:
+        """Create tasks and publish events to many tasks in one request; 204.
+
+        Body ``{"tasks": [spec, ...]?, "events": [{"task", "type", "data"}, ...],
+        "publisher": str?, "seq": int?}``; a repeated ``(publisher, seq)`` is a retry and is
+        ignored. Events for finished or unknown tasks are skipped: 200 ``{"skipped": {id: why}}``.
+        """
+        body = body_object(self.json_body(), ("tasks", "events", "publisher", "seq"))
+        specs_raw = body.get("tasks", [])
+        if not isinstance(specs_raw, list):
+            raise ValidationError("tasks", "must be an array")
+        specs = [validate_task_spec(s, f"tasks[{i}]", require_id=True) for i, s in enumerate(specs_raw)]
+        events = validate_events(body.get("events", []), with_task=True)
+        publisher, seq = body.get("publisher"), body.get("seq")
+        if publisher is not None or seq is not None:
+            if not isinstance(publisher, str) or not publisher:
+                raise ValidationError("publisher", "must be a non-empty string when seq is given")
+            if isinstance(seq, bool) or not isinstance(seq, int):
+                raise ValidationError("seq", "must be an integer when publisher is given")
+        registry = self.registry
+        if publisher is not None and registry.publisher_seen(publisher, seq):
+            self.set_status(204)
+            self.finish()
+            return
+        skipped = {}
+        for spec in specs:
+            try:
+                registry.ensure(spec)
+            except TaskExists as e:  # someone else's id: refuse that task, not the whole batch
+                skipped[spec["id"]] = str(e)
+        by_task: dict[str, list] = {}
+        for task_id, etype, data in events:
+            by_task.setdefault(task_id, []).append((etype, data))
+        # One finished or unknown task must not block the others a kernel batches with it:
+        # its events are skipped and reported, the rest are applied.
+        for task_id, items in by_task.items():
+            if task_id in skipped:
+                continue
+            try:
+                registry.publish(task_id, items)
+            except (TaskNotFound, TaskFinished) as e:
+                skipped[task_id] = str(e)
+        await registry.commit()  # acknowledged means stored: the answer waits for the commit
+        if skipped:
+            self.write_json({"skipped": skipped}, 200)
+        else:
+            self.set_status(204)
+            self.finish()
+
+
+class KernelCommandsHandler(EventStreamHandler):
+    """``/taskstream/api/kernels/{kernel_id}/commands``: SSE of cancel/start commands for a kernel."""
+
+    publisher_verbs = frozenset({"GET"})
+
+    @web.authenticated
+    async def get(self, kernel_id: str) -> None:
+        """The kernel runtime's control channel; only the publish secret may read it."""
+        if not self.publisher:
+            raise web.HTTPError(403, "only a kernel's runtime reads its commands")
+        log = self.registry.commands(kernel_id)
+        last = self.last_event_id()
+        known = last is not None and log.trimmed_through <= last <= self.registry.last_event_id
+        cursor = last if known else log.trimmed_through
+        self.start_stream()
+        try:
+            await self.send(b"")
+        except StreamClosedError:
+            return
+        await self.pump(log, cursor, Event.sse, ends=False)
