@@ -72,6 +72,8 @@ class EventLog:
         self.trimmed_through = 0
         self.closed = False
         self._waiters: set[asyncio.Future] = set()
+        #: readers that take events as they are appended (see `push_to`), instead of waiting
+        self._pushers: list[Any] = []
 
     def __len__(self) -> int:
         return len(self._events)
@@ -147,10 +149,29 @@ class EventLog:
         self.closed = True
         self._wake()
 
+    def push_to(self, reader: Any) -> None:
+        """Call ``reader.on_append()`` after every append and ``reader.on_close()`` at close.
+
+        Delivering from the append loop costs one call per reader per event; waking a
+        coroutine per reader costs a future, a task switch and a timer (the fan-out hot path).
+        """
+        self._pushers.append(reader)
+
+    def stop_pushing_to(self, reader: Any) -> None:
+        """Forget a reader given to `push_to`."""
+        try:
+            self._pushers.remove(reader)
+        except ValueError:
+            pass
+
     def _wake(self) -> None:
         if self._waiters:
             for fut in list(self._waiters):
                 _resolve(fut, True)
+        if self._pushers:
+            method = "on_close" if self.closed else "on_append"
+            for reader in tuple(self._pushers):
+                getattr(reader, method)()
 
 
 def _resolve(fut: asyncio.Future, value: bool) -> None:

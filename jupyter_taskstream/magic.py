@@ -33,9 +33,10 @@ class TaskStreamMagics(Magics):
     @line_cell_magic
     def taskstream(self, line: str, cell: str | None = None) -> Any:
         """Run the cell as a background task; as a line magic, list tasks or ``cancel ID``."""
-        args = parse_argstring(self.taskstream, line)  # bad input raises UsageError, naming it
         if cell is None:
-            return self._line(args.name)
+            # The line magic takes words, not options: an id may be anything a client chose.
+            return self._line(shlex.split(line))
+        args = parse_argstring(self.taskstream, line)  # bad input raises UsageError, naming it
         if args.total is not None and args.total < 0:
             raise UsageError(f"%%taskstream: --total must be >= 0, not {args.total:g}")
         return self._cell(cell, " ".join(args.name), args.total, args.wait, not args.no_widget)

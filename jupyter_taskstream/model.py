@@ -43,8 +43,14 @@ RATE_SMOOTHING = 0.3
 
 
 def new_task_id() -> str:
-    """Return a short, URL-safe, random task id."""
-    return secrets.token_urlsafe(8)
+    """Return a short, URL-safe, random task id that starts with a letter or digit.
+
+    A leading '-' would read as an option on a command line (``%taskstream cancel -x1``).
+    """
+    while True:
+        task_id = secrets.token_urlsafe(8)
+        if task_id[0].isalnum():
+            return task_id
 
 
 def iso_time(epoch: float | None) -> str | None:

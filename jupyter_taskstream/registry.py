@@ -42,7 +42,11 @@ class _ProgressGate:
 
 
 class Subscription:
-    """One reader of one log: a cursor, a bounded backlog, and a way to be closed."""
+    """One reader of one log: a cursor, a bounded backlog, and a way to be closed.
+
+    Read it with `next` (a coroutine waits for events), or give it a ``deliver`` callback
+    with `push`: the log then hands it new events from its append loop, one call per event.
+    """
 
     def __init__(self, registry: TaskRegistry, log: EventLog, cursor: int, backlog: int, task_id=None):
         self.registry = registry
@@ -52,25 +56,38 @@ class Subscription:
         self.task_id = task_id
         self.closed = False
         self._waiter: asyncio.Future | None = None
+        self._deliver: Callable[[list[Event]], bool] | None = None
+        self._on_end: Callable[[BaseException | None], None] | None = None
+        #: a push reader whose last delivery is still being written: it catches up later
+        self.paused = False
+
+    def take(self) -> list[Event]:
+        """The events after the cursor (maybe none), moving the cursor past them.
+
+        Raises `SubscriberTooSlow` when more events wait than the backlog allows, or some
+        were trimmed before being read.
+        """
+        try:
+            pending = self.log.count_after(self.cursor)
+            if pending > self.backlog:
+                raise SubscriberTooSlow(pending)
+            events = self.log.after(self.cursor)
+        except Gap as e:
+            raise SubscriberTooSlow(self.cursor) from e
+        if events:
+            self.cursor = events[-1].id
+        return events
 
     async def next(self, timeout: float | None) -> list[Event] | None:
         """The events after the cursor (at least one), or None when ``timeout`` passes first.
 
-        Returns ``[]`` once the subscription or its log is closed. Raises `SubscriberTooSlow`
-        when more events wait than the backlog allows, or some were trimmed before being read.
+        Returns ``[]`` once the subscription or its log is closed.
         """
         while True:
             if self.closed:
                 return []
-            try:
-                pending = self.log.count_after(self.cursor)
-                if pending > self.backlog:
-                    raise SubscriberTooSlow(pending)
-                events = self.log.after(self.cursor)
-            except Gap as e:
-                raise SubscriberTooSlow(self.cursor) from e
+            events = self.take()
             if events:
-                self.cursor = events[-1].id
                 return events
             if self.log.closed:
                 return []
@@ -78,13 +95,52 @@ class Subscription:
             if not await self._waiter:
                 return None
 
-    def close(self) -> None:
-        """Stop reading; frees the registry's reference at once."""
-        if not self.closed:
-            self.closed = True
-            self.registry._subscriptions.discard(self)
-            if self._waiter is not None and not self._waiter.done():
-                self._waiter.set_result(True)  # wake the reader now, not at the next heartbeat
+    def push(self, deliver: Callable[[list[Event]], bool], on_end: Callable[[BaseException | None], None]) -> None:
+        """Hand every event to ``deliver(events)`` as it is appended, starting with the backlog.
+
+        ``deliver`` returns True while it is still writing (the reader is then paused until
+        `resume`); ``on_end(error)`` is called once when the log closes or the reader fails.
+        """
+        self._deliver, self._on_end = deliver, on_end
+        self.log.push_to(self)
+        self.on_append()
+        if self.log.closed:
+            self.on_close()
+
+    def resume(self) -> None:
+        """The last delivery was written: catch up with what was appended meanwhile."""
+        self.paused = False
+        self.on_append()
+
+    def on_append(self) -> None:
+        if self.closed or self.paused or self._deliver is None:
+            return
+        try:
+            events = self.take()
+            if events:
+                self.paused = bool(self._deliver(events))
+        except Exception as e:  # too slow, or the socket is gone: this reader ends, no one else
+            self.close(e)
+
+    def on_close(self) -> None:
+        self.close()
+
+    def fail(self, error: BaseException) -> None:
+        """The reader cannot go on (its client went away): end it with ``error``."""
+        self.close(error)
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Stop reading; frees the registry's reference at once and tells a push reader."""
+        if self.closed:
+            return
+        self.closed = True
+        self.registry._subscriptions.discard(self)
+        self.log.stop_pushing_to(self)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(True)  # wake the reader now, not at the next heartbeat
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(error)
 
 
 class TaskRegistry(LoggingConfigurable):

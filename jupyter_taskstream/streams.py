@@ -62,9 +62,7 @@ class EventStreamHandler(TaskStreamHandler):
         self.write(chunk)
         flushed = self.flush()
         if not self.request.connection.stream.writing():
-            # The socket took every byte: waiting for `flushed` would only cost two more loop
-            # turns per event per subscriber (the fan-out hot path). A full socket still waits.
-            return
+            return  # the socket took every byte: no need to wait for `flushed`
         loop = asyncio.get_running_loop()
         self._stall_timer = loop.call_later(self.settings["taskstream_write_timeout"], self._stalled)
         try:
@@ -77,35 +75,78 @@ class EventStreamHandler(TaskStreamHandler):
         self.request.connection.close()
 
     async def pump(self, log: EventLog, cursor: int, encode: Callable[[Event], bytes], *, ends: bool) -> None:
-        """Send events after ``cursor`` until the log closes, the task ends or the client goes."""
+        """Send events after ``cursor`` until the log closes, the task ends or the client goes.
+
+        Events are pushed from the log's append loop straight into this connection (see
+        `Subscription.push`); the coroutine only waits for the end. A connection whose socket
+        is full is paused and catches up once its bytes are written.
+        """
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        sub = self._subscription = self.registry.subscribe(log, cursor)
+        stream = self.request.connection.stream
+        write_timeout = self.settings["taskstream_write_timeout"]
         heartbeat = self.settings["taskstream_heartbeat_interval"]
-        self._subscription = sub = self.registry.subscribe(log, cursor)
+
+        def end(error: BaseException | None) -> None:
+            if not done.done():
+                done.set_result(error)
+
+        def deliver(events: list[Event]) -> bool:
+            self.write(b"".join(encode(e) for e in events))
+            flushed = self.flush()
+            if ends and events[-1].type == "end":
+                sub.close()
+                end(None)
+                return False
+            if not stream.writing():
+                return False  # the socket took every byte
+            timer = loop.call_later(write_timeout, self._stalled)
+            flushed.add_done_callback(lambda fut: written(fut, timer))
+            return True
+
+        def written(fut: asyncio.Future, timer: asyncio.TimerHandle) -> None:
+            timer.cancel()
+            error = None if fut.cancelled() else fut.exception()
+            if fut.cancelled() or error is not None:
+                sub.fail(error or StreamClosedError())
+            else:
+                sub.resume()
+
+        def beat() -> None:
+            if done.done():
+                return
+            if not sub.paused:
+                try:
+                    self.write(sse.comment("heartbeat"))
+                    self.flush()
+                except StreamClosedError as e:
+                    end(e)
+                    return
+            self._beat = loop.call_later(heartbeat, beat)
+
+        self._end_stream = end
+        self._beat = loop.call_later(heartbeat, beat)
+        sub.push(deliver, end)
         try:
-            while not self._closed:
-                batch = await sub.next(heartbeat)
-                if batch is None:
-                    await self.send(sse.comment("heartbeat"))
-                    continue
-                if not batch:
-                    break
-                await self.send(b"".join(encode(e) for e in batch))
-                if ends and batch[-1].type == "end":
-                    break
-        except SubscriberTooSlow:
+            error = await done
+        finally:
+            self._beat.cancel()
+            sub.close()
+        if isinstance(error, SubscriberTooSlow):
             self.log.warning("taskstream: subscriber fell too far behind, dropped; it resumes by id")
             self.request.connection.close()
             return
-        except StreamClosedError:
-            return
-        finally:
-            sub.close()
-        if not self._closed:
+        if error is None and not self._closed:
             self.finish()
 
     def on_connection_close(self) -> None:
         self._closed = True
         if self._subscription is not None:
             self._subscription.close()
+        end = getattr(self, "_end_stream", None)
+        if end is not None:
+            end(StreamClosedError())
 
 
 class TaskEventsHandler(EventStreamHandler):

@@ -18,7 +18,7 @@ SNAPSHOT_KEYS = {
 def test_new_task_id_is_short_url_safe_and_random():
     ids = {new_task_id() for _ in range(1000)}
     assert len(ids) == 1000
-    assert all(re.fullmatch(r"[A-Za-z0-9_-]{8,16}", i) for i in ids)
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{7,15}", i) for i in ids)  # never a leading '-'
 
 
 def test_iso_time_is_utc_with_z():

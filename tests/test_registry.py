@@ -177,3 +177,42 @@ async def test_progress_events_carry_unit_and_message_only_when_they_change():
     progress = [e.data for e in registry.log(task.id).after(0) if e.type == "progress"]
     assert [("unit" in d, d.get("message")) for d in progress] == [(True, ""), (False, None), (False, "halfway"), (False, None)]
     assert progress[0]["unit"] == "rows" and all(d["total"] == 10 for d in progress)
+
+
+async def test_push_readers_get_events_from_the_append_loop_pause_and_catch_up():
+    registry, _ = make(subscriber_backlog=50)
+    task = registry.create("job")
+    log = registry.log(task.id)
+    sub = registry.subscribe(log, 0)
+    got, ends, busy = [], [], [False]
+
+    def deliver(events):
+        got.append([e.type for e in events])
+        return busy[0]
+
+    sub.push(deliver, ends.append)
+    assert got == [["status"]]  # the backlog at once
+    busy[0] = True
+    # The first line starts the task: its status:running goes out, then the reader is paused.
+    registry.publish(task.id, [("log", {"stream": "stdout", "text": "a"})])
+    registry.publish(task.id, [("log", {"stream": "stdout", "text": "b"})])  # waits: still writing
+    assert got == [["status"], ["status"]] and sub.paused
+    busy[0] = False
+    sub.resume()  # the write finished: what came meanwhile goes out in one delivery
+    assert got[-1] == ["log", "log"] and not sub.paused
+    registry.publish(task.id, [("status", {"status": "completed"})])
+    assert got[-2:] == [["status"], ["end"]]  # each appended event goes out as it comes
+    registry.delete(task.id)  # the log closes: the reader is told, once
+    assert ends == [None] and sub.closed and registry.subscriber_count == 0
+
+
+async def test_a_push_reader_too_far_behind_is_ended_with_the_reason():
+    registry, _ = make(subscriber_backlog=3)
+    task = registry.create("job")
+    sub = registry.subscribe(registry.log(task.id), 0)
+    ends = []
+    sub.push(lambda events: True, ends.append)  # its socket never drains
+    for i in range(5):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    sub.resume()
+    assert len(ends) == 1 and isinstance(ends[0], SubscriberTooSlow)
