@@ -44,8 +44,8 @@ class _ProgressGate:
 class Subscription:
     """One reader of one log: a cursor, a bounded backlog, and a way to be closed.
 
-    Read it with `next` (a coroutine waits for events), or give it a ``deliver`` callback
-    with `push`: the log then hands it new events from its append loop, one call per event.
+    Give it a ``deliver`` callback with `push`: the log then hands it new events from its
+    append loop, one call per event.
     """
 
     def __init__(self, registry: TaskRegistry, log: EventLog, cursor: int, backlog: int, task_id=None):
@@ -55,7 +55,6 @@ class Subscription:
         self.backlog = backlog
         self.task_id = task_id
         self.closed = False
-        self._waiter: asyncio.Future | None = None
         self._deliver: Callable[[list[Event]], bool] | None = None
         self._on_end: Callable[[BaseException | None], None] | None = None
         #: a push reader whose last delivery is still being written: it catches up later
@@ -77,23 +76,6 @@ class Subscription:
         if events:
             self.cursor = events[-1].id
         return events
-
-    async def next(self, timeout: float | None) -> list[Event] | None:
-        """The events after the cursor (at least one), or None when ``timeout`` passes first.
-
-        Returns ``[]`` once the subscription or its log is closed.
-        """
-        while True:
-            if self.closed:
-                return []
-            events = self.take()
-            if events:
-                return events
-            if self.log.closed:
-                return []
-            self._waiter = self.log.waiter(timeout)
-            if not await self._waiter:
-                return None
 
     def push(self, deliver: Callable[[list[Event]], bool], on_end: Callable[[BaseException | None], None]) -> None:
         """Hand every event to ``deliver(events)`` as it is appended, starting with the backlog.
@@ -136,8 +118,6 @@ class Subscription:
         self.closed = True
         self.registry._subscriptions.discard(self)
         self.log.stop_pushing_to(self)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(True)  # wake the reader now, not at the next heartbeat
         on_end, self._on_end = self._on_end, None
         if on_end is not None:
             on_end(error)

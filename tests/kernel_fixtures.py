@@ -10,9 +10,9 @@ from typing import Any, Callable
 import pytest
 
 from jupyter_taskstream.runtime import Runtime
+from jupyter_taskstream.settings import RuntimeConfig
 
 from .conftest import wait_for
-from jupyter_taskstream.settings import RuntimeConfig
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 5.0, message: str = "") -> Any:

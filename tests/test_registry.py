@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from jupyter_taskstream.errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning
@@ -127,20 +125,27 @@ async def test_two_subscribers_each_get_every_event():
     registry, _ = make()
     task = registry.create("job")
     log = registry.log(task.id)
+    got: list[list] = [[], []]
     subs = [registry.subscribe(log, log.last_id) for _ in range(2)]
+    for sub, seen in zip(subs, got):
+
+        def deliver(events, seen=seen) -> bool:
+            seen.extend(events)
+            return False  # written at once: never paused
+
+        sub.push(deliver, lambda error: None)
     for i in range(20):
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
-    for sub in subs:
-        got = await sub.next(1)
-        assert [e.data["text"] for e in got if e.type == "log"] == [str(i) for i in range(20)]
-        assert [e.type for e in got].count("status") == 1  # pending -> running
+    for seen in got:
+        assert [e.data["text"] for e in seen if e.type == "log"] == [str(i) for i in range(20)]
+        assert [e.type for e in seen].count("status") == 1  # pending -> running
     assert registry.subscriber_count == 2
     for sub in subs:
         sub.close()
     assert registry.subscriber_count == 0
 
 
-async def test_slow_subscriber_is_dropped_and_close_wakes_a_waiting_reader():
+async def test_slow_subscriber_is_dropped_and_close_ends_a_reader_at_once():
     registry, _ = make(subscriber_backlog=5)
     task = registry.create("job")
     log = registry.log(task.id)
@@ -148,12 +153,12 @@ async def test_slow_subscriber_is_dropped_and_close_wakes_a_waiting_reader():
     for i in range(6):
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
     with pytest.raises(SubscriberTooSlow):
-        await slow.next(1)
+        slow.take()
     idle = registry.subscribe(log, log.last_id)
-    reader = asyncio.ensure_future(idle.next(30))
-    await asyncio.sleep(0)
+    ends = []
+    idle.push(lambda events: False, ends.append)
     idle.close()
-    assert await asyncio.wait_for(reader, 1) == []
+    assert ends == [None] and registry.subscriber_count == 1  # the slow one is still registered
 
 
 async def test_resume_point_refuses_unknown_and_trimmed_ids():
