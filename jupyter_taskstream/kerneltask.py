@@ -151,6 +151,11 @@ class Task:
     @property
     def current(self) -> float:
         """Items done so far."""
+        driver = self._driver
+        if driver is not None and driver.left is not None:
+            with self._lock:
+                if self._driver is driver:
+                    driver.sample()
         return self._state.current
 
     @property
@@ -173,6 +178,8 @@ class Task:
         runtime = self._runtime
         with self._lock:
             if runtime is not None and self._state.status == "running":
+                if self._driver is not None:
+                    self._driver.sample()
                 self._measure(runtime.clock())
             snap = self._state.snapshot()
             snap["last_event_id"] = None  # only the hub numbers events
@@ -533,13 +540,13 @@ class Task:
         with self._lock:
             terminal = self._state.terminal
             if not terminal:
+                driver = self._driver
+                if driver is not None:
+                    driver.nudge(now)  # first: a strided loop's live count goes into this sample
                 self._measure(now)
                 if now - self._published_at >= min_gap:
                     self._published_at = now
                     self._publish_progress()
-                driver = self._driver
-                if driver is not None:
-                    driver.nudge(now)
             if not self._watchers:
                 return []
             key = self._view_key()

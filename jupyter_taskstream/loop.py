@@ -1,20 +1,28 @@
-"""`progress()`: a tqdm-like loop wrapper whose per-item cost is one add and one compare.
+"""`progress()`: a tqdm-like loop wrapper that does next to nothing per item.
 
-The loop counts in a local variable and only every ``stride`` items does a checkpoint:
+Over a ``range`` or a ``tuple`` the position can be read off the iterator itself
+(``__length_hint__`` is exactly what is left), so the loop hands items out in C-level
+strides (``islice`` chained in C) and runs no Python per item; the pump reads the live
+position. Any other iterable is counted in a local variable: one add and one compare.
+
+Either way, only every ``stride`` items the loop does a checkpoint:
 store the count in the task, check for a cancel, read the clock, and choose the next
 stride so that checkpoints come about every `CHECK_INTERVAL` seconds (tqdm's dynamic
 ``miniters``). Nothing is locked or published per item; the runtime's pump thread reads
 the stored count at most 10 times a second. If items suddenly become slow after the stride
 grew, the pump sees no checkpoint for `STALL_INTERVAL` and asks for one at the next item
-(what tqdm's monitor thread does with ``maxinterval``).
+(what tqdm's monitor thread does with ``maxinterval``); a strided sequence loop cannot be
+stopped mid-stride, but its count stays live and a cancel still lands through the
+grace-period interrupt.
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+from itertools import chain, islice
 from types import FrameType
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .context import current_task
 from .errors import ValidationError
@@ -36,7 +44,10 @@ _MAX_GROWTH = 4
 class _Loop:
     """One progress() loop: what its generator and the pump thread share."""
 
-    __slots__ = ("check_at", "stride", "last_n", "last_t", "task", "owned", "runtime", "total", "desc", "unit", "frame")
+    __slots__ = (
+        "check_at", "stride", "last_n", "last_t", "task", "owned", "runtime", "total", "desc", "unit", "frame", "size",
+        "left",
+    )  # fmt: skip
 
     def __init__(self, runtime: Runtime, total: float | None, desc: str | None, unit: str, frame: FrameType | None):
         self.runtime = runtime
@@ -50,6 +61,9 @@ class _Loop:
         self.stride = 1
         self.last_n = 0
         self.last_t = 0.0
+        #: For a sequence loop: its length and its iterator's ``__length_hint__``.
+        self.size = 0
+        self.left: Callable[[], int] | None = None
 
     def claim(self) -> None:
         """Drive the current task if no other loop does; else start a task of our own."""
@@ -88,7 +102,12 @@ class _Loop:
     def checkpoint(self, n: int) -> None:
         """Every ``stride`` items: publish the count, honour a cancel, pick the next stride."""
         task = self.task
-        task._state.current = n  # type: ignore[union-attr]
+        if self.left is None:
+            task._state.current = n  # type: ignore[union-attr]
+        else:
+            # The pump stores the live position too: never step back behind it.
+            with task._lock:  # type: ignore[union-attr]
+                task._state.current = max(n, task._state.current)  # type: ignore[union-attr]
         if task._cancel_requested:  # type: ignore[union-attr]
             raise task._cancelled_error()  # type: ignore[union-attr]
         now = self.runtime.clock()
@@ -101,9 +120,19 @@ class _Loop:
         self.last_t, self.last_n = now, n
         self.check_at = n + self.stride
 
+    def sample(self) -> None:
+        """Store a sequence loop's live count (task lock held; any thread may call it)."""
+        if self.left is not None:
+            # Less the item the loop body holds: the count is of items done, as in tqdm.
+            done = self.size - self.left() - 1
+            self.task._state.current = max(done, self.task._state.current)  # type: ignore[union-attr]
+
     def nudge(self, now: float) -> None:
-        """Called by the pump: after a long silence, checkpoint at the next item."""
-        if now - self.last_t > STALL_INTERVAL:
+        """Called by the pump (task lock held): sample a sequence loop; after a long silence
+        in a counted loop, checkpoint at the next item."""
+        if self.left is not None:
+            self.sample()
+        elif now - self.last_t > STALL_INTERVAL:
             self.check_at = 0
 
     def release(self, n: int, exc: BaseException | None) -> None:
@@ -139,6 +168,39 @@ def _drive(loop: _Loop, iterable: Iterable) -> Iterator:
     loop.release(n, None)
 
 
+def _sequence_strides(loop: _Loop, seq: range | tuple, size: int) -> Iterator[Iterator]:
+    """The strides of a loop over ``seq``, each an ``islice``; checkpoints in between.
+
+    `chain.from_iterable` walks each stride in C and comes back here only when it is used
+    up, so no Python frame runs per item: that is what makes this loop cheaper than even a
+    bare generator.
+    """
+    it = iter(seq)
+    left = it.__length_hint__
+    loop.size, loop.left = size, left
+    loop.claim()
+    n = 0
+    try:
+        while True:
+            yield islice(it, loop.stride)
+            n = size - left()  # the body asked for more: every item handed out is done
+            if n >= size:
+                break
+            loop.checkpoint(n)
+    except GeneratorExit:
+        # Dropped mid-stride (the body broke out): the item it held is not counted, as in tqdm.
+        loop.release(size - left() - 1, None)
+        raise
+    except BaseException as exc:
+        loop.release(n, exc)
+        raise
+    loop.release(size, None)
+
+
+#: Sequences whose iterator's ``__length_hint__`` is exact and which cannot change length.
+_SEQUENCES = (range, tuple)
+
+
 def iterate(
     runtime: Runtime,
     iterable: Iterable,
@@ -154,9 +216,15 @@ def iterate(
         raise ValidationError("desc", f"must be a string, not {type(desc).__name__}")
     if not hasattr(iterable, "__iter__") and not hasattr(iterable, "__getitem__"):
         raise TypeError(f"progress() needs an iterable, not {type(iterable).__name__}")
-    if total is None:
+    size = None
+    if total is None or type(iterable) in _SEQUENCES:
         try:
-            total = len(iterable)  # type: ignore[arg-type]
-        except (TypeError, AttributeError):
-            total = None
-    return _drive(_Loop(runtime, total, desc, unit, frame or sys._getframe(1)), iterable)
+            size = len(iterable)  # type: ignore[arg-type]
+        except (TypeError, AttributeError, OverflowError):  # no length, or a range past sys.maxsize
+            pass
+    if total is None:
+        total = size
+    loop = _Loop(runtime, total, desc, unit, frame or sys._getframe(1))
+    if size is not None and type(iterable) in _SEQUENCES:
+        return chain.from_iterable(_sequence_strides(loop, iterable, size))  # type: ignore[arg-type]
+    return _drive(loop, iterable)

@@ -181,6 +181,41 @@ def test_progress_counts_across_many_checkpoints(rt):
     assert rt.last().current == 300_000
 
 
+def test_progress_over_a_tuple_counts_exactly_and_breaks_like_a_range(rt):
+    items = tuple(range(50_000))
+    assert sum(rt.progress(items)) == sum(items)
+    assert (rt.last().current, rt.last().total) == (50_000, 50_000)
+    for x in rt.progress(items):
+        if x == 30_000:  # well past the first strides
+            break
+    assert (rt.last().status, rt.last().current) == ("completed", 30_000)
+
+
+def test_a_strided_loop_count_stays_live_while_its_body_blocks(rt):
+    # The stride grows over the fast first half; then the body blocks mid-stride. No
+    # checkpoint comes, yet the pump reads the position off the range's iterator.
+    gate, seen = threading.Event(), []
+
+    def loop():
+        for i in rt.progress(range(400_000), desc="live"):
+            if i == 200_000:
+                gate.wait(10)
+            seen.append(i)
+
+    t = rt.run(loop)
+    wait_until(lambda: t.current == 200_000, timeout=10)  # the loop drives the run's task
+    assert len(seen) == 200_000 and t.status == "running"
+    gate.set()
+    assert t.wait(10) and t.current == 400_000
+
+
+def test_progress_over_a_range_past_sys_maxsize_has_no_total(rt):
+    for i in rt.progress(range(2**64), desc="huge"):
+        if i == 5:
+            break
+    assert (rt.last().current, rt.last().total) == (5, None)
+
+
 def test_an_exception_from_the_iterable_fails_the_loop_task(rt):
     def broken():
         yield 1
@@ -281,6 +316,24 @@ def test_a_tight_loop_is_interrupted_after_the_grace_period(rt):
     assert t.status == "cancelling" and t.snapshot()["cancelling"] and t.snapshot()["status"] == "running"
     assert t.wait(5), "the loop was not interrupted"
     assert t.status == "cancelled" and t.snapshot()["cancelling"] is False
+
+
+def test_a_strided_loop_whose_items_turn_slow_is_still_cancelled(rt):
+    # Fast items grow the stride to many thousands; then each item takes 10 ms, so the next
+    # checkpoint is far away. The cancel lands through the grace-period interrupt instead.
+    slow = threading.Event()
+
+    def loop():
+        for i in rt.progress(range(10**7)):
+            if i >= 500_000:
+                slow.set()
+                time.sleep(0.01)
+
+    t = rt.run(loop)  # the fixture's grace period is 0.2 s
+    slow.wait(10)
+    t.cancel()
+    assert t.wait(5), "the loop was not cancelled"
+    assert t.status == "cancelled" and 500_000 <= t.current < 10**7
 
 
 def test_code_that_swallows_the_interrupt_is_asked_again(rt):
