@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 
 from .conftest import read_sse, wait_for
 from .test_handlers import API, create, log, publish
@@ -172,3 +174,78 @@ async def test_all_tasks_stream_carries_task_ids_and_resumes(client, registry):
     # Resume the all-tasks stream from the snapshot: exactly the same events come back.
     replay = await read_sse(client, url, headers={"Last-Event-ID": first[0][0]}, count=len(live))
     assert replay == live
+
+
+async def _raw_get(client, path: str, rcvbuf: int) -> socket.socket:
+    """A GET on a bare socket with a tiny receive buffer, so the test decides when to read."""
+    loop = asyncio.get_running_loop()
+    url = client.base_url.join(path)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await loop.sock_connect(sock, (url.host, url.port))
+    headers = "".join(f"{k}: {v}\r\n" for k, v in client.headers.items() if k.lower() == "authorization")
+    request = f"GET {url.raw_path.decode()} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n{headers}\r\n"
+    await loop.sock_sendall(sock, request.encode())
+    return sock
+
+
+def _dechunk(raw: bytes) -> tuple[bytes, bool]:
+    """The body of a chunked response read so far, and whether its last chunk came."""
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    body = bytearray()
+    while rest:
+        size_line, sep, after = rest.partition(b"\r\n")
+        if not sep:
+            break
+        size = int(size_line, 16)
+        if len(after) < size + 2:
+            break
+        assert after[size : size + 2] == b"\r\n", "chunk not terminated by CRLF"
+        if size == 0:
+            return bytes(body), True
+        body += after[:size]
+        rest = after[size + 2 :]
+    return bytes(body), False
+
+
+async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_order(client, registry):
+    # A client that stops reading fills its socket: the hub's direct send() writes part of a
+    # chunk, hands the rest to tornado, pauses that subscriber and resumes it once written.
+    # The client must then get every event exactly once, in order, in well-formed chunks,
+    # and a normal subscriber alongside must not be held up.
+    loop = asyncio.get_running_loop()
+    task = await create(client)
+    url = f"{API}/tasks/{task['id']}/events"
+    await no_subscribers(registry)
+    sock = await _raw_get(client, url, rcvbuf=4096)
+    await wait_for(lambda: registry.subscriber_count == 1, message="the slow subscriber")
+    normal = asyncio.ensure_future(read_sse(client, url, until=ended, timeout=60))
+    await wait_for(lambda: registry.subscriber_count == 2, message="the normal subscriber")
+    n, line = 3000, "x" * 2000
+    for start in range(0, n, 100):
+        await publish(client, task["id"], *(log(f"{i:04d} {line}") for i in range(start, start + 100)))
+    await wait_for(lambda: any(s.paused for s in registry._subscriptions), message="the slow subscriber paused")
+    await publish(client, task["id"], {"type": "status", "data": {"status": "completed"}})
+    assert texts(await normal)[-1].startswith(f"{n - 1:04d} ")  # not held up by the slow one
+
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # now read it all, quickly
+    raw, deadline = bytearray(), loop.time() + 30
+    while loop.time() < deadline and not raw.endswith(b"\r\n0\r\n\r\n"):
+        data = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10)
+        if not data:
+            break
+        raw += data
+    sock.close()
+    body, complete = _dechunk(bytes(raw))
+    assert complete, "the stream did not finish"
+    events = []  # (id, event, data) of every block that has an id
+    for block in body.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+        if "id" in fields:
+            events.append((int(fields["id"]), fields["event"], json.loads(fields["data"])))
+    assert events[0][1] == "snapshot" and events[-1][1] == "end"
+    assert [d["text"][:4] for _, kind, d in events if kind == "log"] == [f"{i:04d}" for i in range(n)]
+    ids = [i for i, _, _ in events]
+    assert ids == sorted(set(ids))
