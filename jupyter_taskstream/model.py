@@ -129,6 +129,8 @@ def _check_keys(data: dict, allowed: tuple, field: str) -> None:
 def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str, dict]:
     """Validate one published event and return ``(type, normalized data)``.
 
+    A ``log`` event carries ``text`` (one line) or ``lines`` (several lines of one stream).
+
     Raises `ValidationError` naming the offending field, e.g. ``events[2].data.current``.
     """
     if etype not in PUBLISHED_EVENT_TYPES:
@@ -163,11 +165,21 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
             if value is not None:
                 out[key] = value
         return etype, out
-    _check_keys(data, ("stream", "text"), f)
-    return etype, {
-        "stream": _string(data, "stream", f"{f}.stream", choices=LOG_STREAMS) or "stdout",
-        "text": _string(data, "text", f"{f}.text", required=True),
-    }
+    _check_keys(data, ("stream", "text", "lines"), f)
+    stream = _string(data, "stream", f"{f}.stream", choices=LOG_STREAMS) or "stdout"
+    if "lines" not in data:
+        return etype, {"stream": stream, "text": _string(data, "text", f"{f}.text", required=True)}
+    # Several lines of one stream in one event, as a kernel's publisher batches them; the hub
+    # stores and streams one log event per line, so readers never see this form.
+    if "text" in data:
+        raise ValidationError(f"{f}.lines", "cannot be given together with text")
+    lines = data["lines"]
+    if not isinstance(lines, list) or not lines:
+        raise ValidationError(f"{f}.lines", "must be a non-empty array of strings")
+    for i, line in enumerate(lines):
+        if not isinstance(line, str):
+            raise ValidationError(f"{f}.lines[{i}]", "must be a string")
+    return etype, {"stream": stream, "lines": lines}
 
 
 def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:

@@ -296,8 +296,11 @@ class TaskRegistry(LoggingConfigurable):
                 self._progress_changed(task, now)
             elif etype == "log":
                 task.apply(etype, data, now)
-                for text in _split_utf8(data["text"], self.max_log_event_bytes):
-                    self._emit(task, "log", {"stream": data["stream"], "text": text})
+                stream = data["stream"]
+                # A batch of lines from a publisher becomes one event per line, each with its id.
+                for line in data["lines"] if "lines" in data else (data["text"],):
+                    for text in _split_utf8(line, self.max_log_event_bytes):
+                        self._emit(task, "log", {"stream": stream, "text": text})
             else:
                 if data["status"] in TERMINAL_STATUSES:
                     self._flush_progress(task)

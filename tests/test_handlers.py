@@ -174,6 +174,8 @@ async def test_no_input_yields_a_500(client):
         b'{"name": {"a": 1}}', b'{"name": "x", "total": true}', b'{"name": "x", "unit": 5}',
         b'{"name": "x", "id": ""}', b'{"tasks": [{"name": "x"}]}', b'{"tasks": {}}',
         b'{"events": [{"task": 5, "type": "log", "data": {"text": "x"}}]}',
+        b'{"events": [{"type": "log", "data": {"lines": null}}]}',
+        b'{"events": [{"type": "log", "data": {"lines": [1]}}]}',
         b'{"publisher": "p"}', b'{"seq": 1}', "\u2603".encode(),
     ]  # fmt: skip
     urls = [f"{API}/tasks", f"{API}/tasks/{tid}/events", f"{API}/events", f"{API}/tasks/{tid}/cancel"]
@@ -219,6 +221,32 @@ async def test_multi_task_publish_skips_finished_tasks_and_dedups_retries(client
     assert registry.get("fresh").status == "running"
     texts = [e["data"]["text"] for e in (await client.get(f"{API}/tasks/{a['id']}/log")).json()["events"]]
     assert texts == ["to a"]
+
+
+async def test_a_batch_of_lines_is_stored_and_streamed_as_one_event_per_line(client, publisher):
+    """A kernel's publisher sends ``lines``; readers get one ``log`` event per line."""
+    task = await create(client)
+    lines = [f"line {i}" for i in range(3)]
+    body = {"publisher": "k1", "seq": 1, "events": [{"task": task["id"], "type": "log", "data": {"lines": lines}}]}
+    assert (await publisher.post(f"{API}/events", json=body)).status_code == 204
+    assert (await publisher.post(f"{API}/events", json=body)).status_code == 204  # a retry: not stored twice
+    events = (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]
+    assert [e["data"] for e in events] == [{"stream": "stdout", "text": t} for t in lines]
+    assert len({e["id"] for e in events}) == 3
+    async with client.stream("GET", f"{API}/tasks/{task['id']}/events", headers={"Last-Event-ID": "0"}) as r:
+        seen = []
+        async for line in r.aiter_lines():
+            if line.startswith("data: ") and '"text"' in line:
+                seen.append(json.loads(line[6:])["text"])
+            if len(seen) == 3:
+                break
+    assert seen == lines
+    # Refused whole, naming the field, with nothing applied.
+    bad = {"events": [log("first"), {"type": "log", "data": {"lines": ["ok", None]}}]}
+    assert_json_error(await client.post(f"{API}/tasks/{task['id']}/events", json=bad), 400, "events[1].data.lines[1]")
+    mixed = {"events": [{"task": task["id"], "type": "log", "data": {"lines": ["x"], "text": "y"}}]}
+    assert_json_error(await publisher.post(f"{API}/events", json=mixed), 400, "events[0].data.lines")
+    assert len((await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]) == 3
 
 
 async def test_page_lists_tasks_with_names_escaped(client):

@@ -40,6 +40,11 @@ def test_iso_time_is_utc_with_z():
         ("progress", {"current": 1, "bogus": 1}, "events[0].data.bogus"),
         ("log", {"text": 3}, "events[0].data.text"),
         ("log", {"text": "x", "stream": "stdin"}, "events[0].data.stream"),
+        ("log", {"lines": "a\nb"}, "events[0].data.lines"),
+        ("log", {"lines": []}, "events[0].data.lines"),
+        ("log", {"lines": ["a", 2]}, "events[0].data.lines[1]"),
+        ("log", {"lines": ["a"], "text": "b"}, "events[0].data.lines"),
+        ("log", {"lines": ["a"], "stream": "stdin"}, "events[0].data.stream"),
         ("status", {"status": "done"}, "events[0].data.status"),
         ("status", {"status": "failed", "error": "boom"}, "events[0].data.error"),
         ("status", {"status": "failed", "error": {"type": 1}}, "events[0].data.error.type"),
@@ -54,6 +59,7 @@ def test_validate_event_names_the_field(etype, data, field):
 
 def test_validate_event_normalizes():
     assert validate_event("log", {"text": "hi"}) == ("log", {"stream": "stdout", "text": "hi"})
+    assert validate_event("log", {"lines": ["a", ""]}) == ("log", {"stream": "stdout", "lines": ["a", ""]})
     assert validate_event("progress", {"current": 2, "total": None}) == ("progress", {"current": 2, "total": None})
     _, data = validate_event("status", {"status": "failed", "error": {"message": "x"}})
     assert data["error"] == {"type": "Error", "message": "x", "traceback": ""}

@@ -70,6 +70,23 @@ async def test_log_lines_are_kept_in_order_and_long_text_split_not_cut():
     assert task.status == "running"
 
 
+async def test_a_batch_of_lines_becomes_one_event_per_line_each_with_its_id():
+    registry, _ = make(max_log_event_bytes=10)
+    task = registry.create("job")
+    long = "\u00e9" * 6  # 12 bytes: two events, as a long single-line event would be
+    registry.publish(task.id, [("log", {"stream": "stderr", "lines": ["a", "", long, "b"]})])
+    logs = [e for e in registry.log(task.id).after(0) if e.type == "log"]
+    assert [e.data for e in logs] == [
+        {"stream": "stderr", "text": "a"},
+        {"stream": "stderr", "text": ""},
+        {"stream": "stderr", "text": "\u00e9" * 5},
+        {"stream": "stderr", "text": "\u00e9"},
+        {"stream": "stderr", "text": "b"},
+    ]
+    ids = [e.id for e in logs]
+    assert ids == sorted(set(ids)) and [e.id for e in registry.all_events.after(0)][-5:] == ids
+
+
 async def test_event_ids_are_server_wide_and_strictly_increasing():
     registry, _ = make()
     a, b = registry.create("a"), registry.create("b")
