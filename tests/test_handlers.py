@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .conftest import wait_for
+from .conftest import read_sse, wait_for
 
 API = "taskstream/api"
 
@@ -233,14 +233,11 @@ async def test_a_batch_of_lines_is_stored_and_streamed_as_one_event_per_line(cli
     events = (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]
     assert [e["data"] for e in events] == [{"stream": "stdout", "text": t} for t in lines]
     assert len({e["id"] for e in events}) == 3
-    async with client.stream("GET", f"{API}/tasks/{task['id']}/events", headers={"Last-Event-ID": "0"}) as r:
-        seen = []
-        async for line in r.aiter_lines():
-            if line.startswith("data: ") and '"text"' in line:
-                seen.append(json.loads(line[6:])["text"])
-            if len(seen) == 3:
-                break
-    assert seen == lines
+    streamed = await read_sse(
+        client, f"{API}/tasks/{task['id']}/events", headers={"Last-Event-ID": "0"},
+        until=lambda got: sum(e == "log" for _, e, _ in got) == 3,
+    )  # fmt: skip
+    assert [(int(i), d["text"]) for i, e, d in streamed if e == "log"] == [(e["id"], e["data"]["text"]) for e in events]
     # Refused whole, naming the field, with nothing applied.
     bad = {"events": [log("first"), {"type": "log", "data": {"lines": ["ok", None]}}]}
     assert_json_error(await client.post(f"{API}/tasks/{task['id']}/events", json=bad), 400, "events[1].data.lines[1]")
