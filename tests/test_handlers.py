@@ -227,7 +227,8 @@ async def test_a_batch_of_lines_is_stored_and_streamed_as_one_event_per_line(cli
     """A kernel's publisher sends ``lines``; readers get one ``log`` event per line."""
     task = await create(client)
     lines = [f"line {i}" for i in range(3)]
-    body = {"publisher": "k1", "seq": 1, "events": [{"task": task["id"], "type": "log", "data": {"lines": lines}}]}
+    batch = [{"task": task["id"], "type": "log", "data": {"lines": lines}}]
+    body = {"publisher": "k1", "seq": 1, "events": batch}
     assert (await publisher.post(f"{API}/events", json=body)).status_code == 204
     assert (await publisher.post(f"{API}/events", json=body)).status_code == 204  # a retry: not stored twice
     events = (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]
@@ -237,10 +238,12 @@ async def test_a_batch_of_lines_is_stored_and_streamed_as_one_event_per_line(cli
         client, f"{API}/tasks/{task['id']}/events", headers={"Last-Event-ID": "0"},
         until=lambda got: sum(e == "log" for _, e, _ in got) == 3,
     )  # fmt: skip
-    assert [(int(i), d["text"]) for i, e, d in streamed if e == "log"] == [(e["id"], e["data"]["text"]) for e in events]
+    logged = [(e["id"], e["data"]["text"]) for e in events]
+    assert [(int(i), d["text"]) for i, e, d in streamed if e == "log"] == logged
     # Refused whole, naming the field, with nothing applied.
     bad = {"events": [log("first"), {"type": "log", "data": {"lines": ["ok", None]}}]}
-    assert_json_error(await client.post(f"{API}/tasks/{task['id']}/events", json=bad), 400, "events[1].data.lines[1]")
+    refused = await client.post(f"{API}/tasks/{task['id']}/events", json=bad)
+    assert_json_error(refused, 400, "events[1].data.lines[1]")
     mixed = {"events": [{"task": task["id"], "type": "log", "data": {"lines": ["x"], "text": "y"}}]}
     assert_json_error(await publisher.post(f"{API}/events", json=mixed), 400, "events[0].data.lines")
     assert len((await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]) == 3
