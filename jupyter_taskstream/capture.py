@@ -10,8 +10,14 @@ replaced ``sys.stdout``/``sys.stderr`` are re-pointed at the router by `install`
 holding any other object (e.g. ``sys.__stderr__``, a file) are left alone and not captured.
 Output written to file descriptors directly (C extensions, subprocesses) is not captured.
 
-`LineBuffer` turns writes into complete lines the way a terminal shows them: a carriage
-return rewrites the pending line, so a tqdm text bar stays one line.
+A write in a task only appends the text to the task's `PendingOutput` (a print() is six
+writes, so this path is kept to a context lookup and a list append, with no lock). The
+task splits what piled up into lines in batches: when its publisher's sender asks (the
+first write after a batch pokes it, so a lone line still leaves at once), at every pass of
+the runtime's view pump (10/s, which bounds what a task can pile up even when the hub is
+slow), when a snapshot needs it and when the task ends. `LineBuffer` turns text into
+complete lines the way a terminal shows them: a carriage return rewrites the pending line,
+so a tqdm text bar stays one line.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from .context import current_task
 
-__all__ = ["LineBuffer", "StreamRouter", "install", "visible_text"]
+__all__ = ["LineBuffer", "PendingOutput", "StreamRouter", "install", "split_runs", "visible_text"]
 
 STREAMS = ("stdout", "stderr")
 #: A partial line longer than this is emitted as a line of its own, so a writer that never
@@ -31,6 +37,8 @@ STREAMS = ("stdout", "stderr")
 MAX_PARTIAL_CHARS = 64 * 1024
 
 _install_lock = threading.Lock()
+#: The installed routers by stream name, for output written after its task ended.
+_routers: dict[str, StreamRouter] = {}
 
 
 def visible_text(line: str) -> str:
@@ -67,7 +75,11 @@ class LineBuffer:
         parts[0] = self.partial + parts[0]
         self.partial = ""
         tail = parts.pop()
-        lines = [visible_text(p) if "\r" in p else p for p in parts]
+        # A batch of many lines with no carriage return (the usual case) needs no rewrite.
+        if "\r" in text or "\r" in parts[0]:
+            lines = [visible_text(p) if "\r" in p else p for p in parts]
+        else:
+            lines = parts
         if self.cut and not lines[0]:
             del lines[0]
         self.cut = False
@@ -87,6 +99,68 @@ class LineBuffer:
         return visible_text(self.partial) if self.partial else ""
 
 
+class PendingOutput:
+    """What a task's code wrote and the task has not split into lines yet, in write order.
+
+    ``chunks`` holds stdout text as ``str`` and stderr text as a 1-tuple ``(str,)``: one list
+    keeps the two streams' order exactly without a lock, and print()'s stream costs nothing
+    to tag. Writers append without a lock (``list.append`` is atomic); readers take chunks
+    under ``lock`` with `take`, which removes only what it read.
+    """
+
+    __slots__ = ("chunks", "open", "waiting", "lock", "notify")
+
+    def __init__(self, lock: Any, notify: Callable[[], None]):
+        self.chunks: list[str | tuple[str]] = []
+        #: False once the task ended: a write that finds it so takes its text back (`late`).
+        self.open = True
+        #: True once a write called `notify` since the last `take`: one call per batch.
+        self.waiting = False
+        self.lock = lock
+        #: Someone should come and take the chunks (the first write after a `take`).
+        self.notify = notify
+
+    def take(self) -> list[str | tuple[str]]:
+        """Remove and return the chunks written so far (``lock`` held)."""
+        # Cleared before reading: a write after this point notifies again, so none is stranded.
+        self.waiting = False
+        chunks = self.chunks
+        n = len(chunks)
+        taken = chunks[:n]
+        del chunks[:n]  # not clear(): a chunk appended meanwhile stays for the next taker
+        return taken
+
+    def late(self, router: StreamRouter) -> None:
+        """After the end, send chunks nobody took to the streams they would have gone to."""
+        with self.lock:
+            taken = self.take()
+        for stream, text in split_runs(taken):
+            through = router if stream == router.name else _routers.get(stream)
+            if through is not None and through.target is not None:
+                through.target.write(text)
+
+
+def split_runs(chunks: list[str | tuple[str]]) -> list[tuple[str, str]]:
+    """``(stream, text)`` for each run of consecutive chunks of one stream, in order."""
+    if not chunks:
+        return []
+    try:
+        return [("stdout", "".join(chunks))]  # no stderr among them: the usual print() case
+    except TypeError:
+        pass
+    runs: list[tuple[str, str]] = []
+    stream, texts = None, []
+    for chunk in chunks:
+        this, text = ("stdout", chunk) if type(chunk) is str else ("stderr", chunk[0])
+        if this != stream and texts:
+            runs.append((stream, "".join(texts)))  # type: ignore[arg-type]
+            texts = []
+        stream = this
+        texts.append(text)
+    runs.append((stream, "".join(texts)))  # type: ignore[arg-type]
+    return runs
+
+
 class StreamRouter:
     """Stands in for ``sys.stdout`` or ``sys.stderr``: task output to the task, the rest through."""
 
@@ -94,15 +168,8 @@ class StreamRouter:
         self.name = name
         #: The stream that was installed before; output outside tasks goes there.
         self.target = target
-
-    def write(self, text: str) -> int:
-        """Write ``text`` to the current task's log, or to the original stream outside tasks."""
-        task = current_task.get()
-        if task is not None and task._capture(self.name, text):
-            return len(text)
-        if self.target is None:  # pythonw and friends have no stdout
-            return len(text)
-        return self.target.write(text)
+        # An instance attribute, not a method: see `_router_write`.
+        self.write = _router_write(self, name == "stdout")
 
     def writelines(self, lines: Any) -> None:
         """Write each string of ``lines``."""
@@ -124,6 +191,45 @@ class StreamRouter:
         return f"<StreamRouter {self.name} -> {self.target!r}>"
 
 
+def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
+    """The ``write`` of one router: a closure, because it runs several times per print().
+
+    The router defines ``__getattr__`` (to pass everything else to the original stream),
+    which keeps CPython from specializing attribute lookups on it; closure variables cost
+    nothing, and in a task the rest is attribute reads and one list append (see
+    `PendingOutput`).
+    """
+    get_task = current_task.get
+
+    def write(text: str) -> int:
+        """Write ``text`` to the current task's log, or to the original stream outside tasks."""
+        task = get_task()
+        if task is None:
+            target = router.target
+            if target is None:  # pythonw and friends have no stdout
+                return len(text)
+            return target.write(text)
+        if type(text) is not str and not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        out = task._output
+        chunks = out.chunks
+        if plain:
+            chunks.append(text)
+        else:
+            chunks.append((text,))
+        # Checked after the append: a task that ends meanwhile either took this chunk into
+        # its log or left it for `late`, never neither.
+        if not out.open:
+            out.late(router)
+            return len(text)
+        if not out.waiting:
+            out.waiting = True
+            out.notify()
+        return len(text)
+
+    return write
+
+
 def install() -> None:
     """Put a `StreamRouter` in front of ``sys.stdout`` and ``sys.stderr`` unless one is there."""
     with _install_lock:
@@ -133,6 +239,7 @@ def install() -> None:
                 continue
             router = StreamRouter(name, current)
             setattr(sys, name, router)
+            _routers[name] = router
             if current is not None:
                 _repoint_handlers(current, router)
 

@@ -23,7 +23,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import interrupt
-from .capture import MAX_PARTIAL_CHARS, LineBuffer
+from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, split_runs
 from .context import current_task
 from .errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
 from .model import TaskState, new_task_id, validate_name, validate_task_id
@@ -117,9 +117,14 @@ class Task:
         self._rate_sample: tuple[float, float] | None = None
         self._published: tuple | None = None
         self._published_at = float("-inf")
-        self._log: deque[dict] = deque(maxlen=100)
+        #: The latest captured lines as ``(stream, lines)`` batches, at least ``_log_keep``
+        #: lines when there are that many; `snapshot` makes them dicts (not every line pays).
+        self._log: deque[tuple[str, list[str]]] = deque()
+        self._log_keep = 100
+        self._log_held = 0
         self._log_count = 0
         self._buffers = {"stdout": LineBuffer(), "stderr": LineBuffer()}
+        self._output = PendingOutput(self._lock, self._output_waiting)
         self._last_stream = "stdout"
         self._watchers: list[_Watcher] = []
         self._children: list[Task] = []
@@ -177,6 +182,7 @@ class Task:
         """The task in the hub's snapshot shape, plus local ``cancelling``, ``log``, ``partial``, ``elapsed``."""
         runtime = self._runtime
         with self._lock:
+            self._split_output()
             if runtime is not None and self._state.status == "running":
                 if self._driver is not None:
                     self._driver.sample()
@@ -184,7 +190,7 @@ class Task:
             snap = self._state.snapshot()
             snap["last_event_id"] = None  # only the hub numbers events
             snap["cancelling"] = self._cancel_requested and not self._state.terminal
-            snap["log"] = list(self._log)
+            snap["log"] = self._log_tail()
             snap["partial"] = self._buffers[self._last_stream].peek()
             snap["elapsed"] = self._elapsed()
         return snap
@@ -241,8 +247,8 @@ class Task:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         with self._lock:
-            for line in text.rstrip("\n").split("\n"):
-                self._add_line("stdout", line)
+            self._split_output()  # lines printed before stay before
+            self._add_lines("stdout", text.rstrip("\n").split("\n"))
 
     # ---- what the caller of a task uses ------------------------------------------------
 
@@ -261,6 +267,7 @@ class Task:
             self._cancel_requested = True
             self._state.cancel_requested = True
             children = list(self._children)
+            self._split_output()  # lines printed before the request reach the hub before it
         for child in children:
             child.cancel()
         if first and self._pub is not None and not self._state.terminal:
@@ -357,7 +364,7 @@ class Task:
                 raise TaskRunning(self.id, status)
             self._t0 = runtime.clock()
             self._state.apply("status", {"status": "running"}, runtime.wall())
-            self._log = deque(maxlen=runtime.config.log_lines)
+            self._log_keep = runtime.config.log_lines
         runtime.task_started(self)
 
     def _bind(self, thread_id: int, frame: FrameType | None) -> None:
@@ -380,10 +387,12 @@ class Task:
             if self._closed:
                 return False
             self._closed = True  # from here on, writes in this context go to the real streams
+            self._output.open = False
+            self._split_output()
             for stream, buffer in self._buffers.items():
                 line = buffer.flush()
                 if line is not None:
-                    self._add_line(stream, line)
+                    self._add_lines(stream, [line])
             state = self._state
             elapsed = self._elapsed()
             if elapsed and state.current:
@@ -453,32 +462,61 @@ class Task:
     def _cancelled_error(self) -> TaskCancelled:
         return TaskCancelled(f"task {self.name!r} ({self.id}) was cancelled")
 
-    def _capture(self, stream: str, text: str) -> bool:
-        """Take a write to ``stream``; False when the task no longer captures (it has ended)."""
-        if self._closed:
-            return False
-        if not isinstance(text, str):
-            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+    def _drain_output(self) -> None:
+        """Split what the task's code wrote into lines now (the publisher's sender calls this)."""
         with self._lock:
-            if self._closed:
-                return False
-            for line in self._buffers[stream].feed(text):
-                self._add_line(stream, line)
-            self._last_stream = stream
-        return True
+            self._split_output()
 
-    def _add_line(self, stream: str, text: str) -> None:
+    def _output_waiting(self) -> None:
+        """Output was written since the last split: have the hub's sender split and send it now.
+
+        Called from the writing thread, so it must not block. Without a hub the pump splits
+        at its next pass (it visits every running task), which also bounds what piles up.
+        """
+        pub = self._pub
+        if pub is not None:
+            pub.output_waiting(self._drain_output)
+
+    def _split_output(self) -> None:
+        """Turn the pending writes into log lines, in write order (lock held)."""
+        for stream, text in split_runs(self._output.take()):
+            lines = self._buffers[stream].feed(text)
+            if lines:
+                self._add_lines(stream, lines)
+            self._last_stream = stream
+
+    def _add_lines(self, stream: str, lines: list[str]) -> None:
         # Called with the lock held, so the local log and the hub get lines in one order.
-        if len(text) > MAX_PARTIAL_CHARS:
+        if max(map(len, lines)) > MAX_PARTIAL_CHARS:
             # One huge line would make one huge request (the hub refuses bodies over 4 MB).
-            for start in range(0, len(text), MAX_PARTIAL_CHARS):
-                self._add_line(stream, text[start : start + MAX_PARTIAL_CHARS])
-            return
-        entry = {"stream": stream, "text": text}
-        self._log.append(entry)
-        self._log_count += 1
+            lines = [
+                line[start : start + MAX_PARTIAL_CHARS]
+                for line in lines
+                for start in range(0, max(len(line), 1), MAX_PARTIAL_CHARS)
+            ]
+        keep = self._log_keep
+        if keep:
+            log = self._log
+            log.append((stream, lines))
+            self._log_held += len(lines)
+            while self._log_held - len(log[0][1]) >= keep:
+                self._log_held -= len(log.popleft()[1])
+        self._log_count += len(lines)
         if self._pub is not None:
-            self._pub.event(self.id, "log", entry)
+            self._pub.log_lines(self.id, stream, lines)
+
+    def _log_tail(self) -> list[dict]:
+        """The last ``_log_keep`` lines as ``{"stream", "text"}`` (lock held)."""
+        out: list[dict] = []
+        left = self._log_keep
+        for stream, lines in reversed(self._log):
+            if left <= 0:
+                break
+            part = lines[-left:]
+            out.extend({"stream": stream, "text": text} for text in reversed(part))
+            left -= len(part)
+        out.reverse()
+        return out
 
     def _elapsed(self) -> float | None:
         runtime = self._runtime
@@ -538,6 +576,7 @@ class Task:
         woken more often; the final call after the end is never held back.
         """
         with self._lock:
+            self._split_output()
             terminal = self._state.terminal
             if not terminal:
                 driver = self._driver

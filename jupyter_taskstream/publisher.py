@@ -8,10 +8,16 @@ a batch limit) per request, so at low rates each event goes out at once and at h
 batches grow while a request is in flight. Batches carry ``(publisher, seq)`` and a retried
 batch keeps its ``seq``, so the hub drops a duplicate after a lost reply.
 
+Captured lines come in batches (`log_lines`) and go out as log events whose ``lines`` holds
+several lines of one task and stream; the hub stores and streams one event per line. A task
+with output not yet split into lines registers a drain (`output_waiting`) that the sender
+calls before it takes the next batch, so lines printed while a request was in flight leave
+together with the next one.
+
 When the hub is unreachable, batches are retried with capped exponential backoff and the
-buffer holds at most ``max_buffered`` items; beyond that, older progress of a task is
-replaced by its latest value and the oldest log lines are dropped (one warning), keeping
-task specs and statuses.
+buffer holds at most ``max_buffered`` events as the hub counts them (one per line); beyond
+that, older progress of a task is replaced by its latest value and the oldest log lines are
+dropped (one warning), keeping task specs and statuses.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from .pump import report_once
 
@@ -38,6 +44,8 @@ SECRET_HEADER = "X-TaskStream-Secret"
 _RETRY, _DONE = "retry", "done"
 #: Rough JSON overhead of one event besides its text, for sizing batches.
 _EVENT_OVERHEAD = 100
+#: Rough JSON overhead of one more line in a log event's ``lines``.
+_LINE_OVERHEAD = 4
 
 
 class Publisher:
@@ -52,9 +60,10 @@ class Publisher:
     kernel_id : str, optional
         The kernel's id, stamped on every task so the hub can fail them if the kernel dies.
     max_buffered : int
-        Items buffered while the hub is slow or down before old log lines are dropped.
+        Events (one per log line) buffered while the hub is slow or down before old log
+        lines are dropped.
     max_batch_events : int
-        Events per request at most.
+        Events per request at most, counting one per log line.
     max_batch_bytes : int
         Approximate request size at most (the hub refuses bodies over 4 MB by default).
     backoff_initial, backoff_max : float
@@ -69,7 +78,7 @@ class Publisher:
         secret: str,
         kernel_id: str | None = None,
         *,
-        max_buffered: int = 100_000,
+        max_buffered: int = 500_000,
         max_batch_events: int = 5000,
         max_batch_bytes: int = 1_000_000,
         backoff_initial: float = 0.05,
@@ -97,12 +106,17 @@ class Publisher:
         self.sent_events = 0
         self.dropped_lines = 0
         self._queue: deque[tuple[str, Any]] = deque()
+        #: Lines queued beyond one per queue item (what multi-line log items add to the count).
+        self._extra_lines = 0
+        #: Drains of tasks with output not yet split into lines, called before the next batch.
+        self._sources: set[Callable[[], None]] = set()
         self._lock = threading.Lock()  # taking a batch vs shedding: producers never take it per event
         self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._wake_pending = False
         self._stop = threading.Event()
         self._drained = threading.Condition()
         self._in_flight = 0
+        self._batch_events = 0
         self._seq = 0
         self._skipped: set[str] = set()
         self._thread: threading.Thread | None = None
@@ -133,10 +147,31 @@ class Publisher:
             return  # the hub said this task takes no more events
         self._put(("event", {"task": task_id, "type": etype, "data": data}))
 
+    def log_lines(self, task_id: str, stream: str, lines: list[str]) -> None:
+        """Queue captured lines of one task and stream; the list must not change afterwards."""
+        if task_id in self._skipped:
+            return
+        item = ("event", {"task": task_id, "type": "log", "data": {"stream": stream, "lines": lines}})
+        with self._lock:  # once per batch of lines, so the count of queued lines stays exact
+            self._queue.append(item)
+            self._extra_lines += len(lines) - 1
+        self._queued()
+
+    def output_waiting(self, drain: Callable[[], None]) -> None:
+        """Have the sender call ``drain()`` (which queues a task's new lines) before its next batch."""
+        self._sources.add(drain)
+        self._poke()
+
     def _put(self, item: tuple[str, Any]) -> None:
         self._queue.append(item)
-        if len(self._queue) > self.max_buffered:
+        self._queued()
+
+    def _queued(self) -> None:
+        if len(self._queue) + self._extra_lines > self.max_buffered:
             self._shed()
+        self._poke()
+
+    def _poke(self) -> None:
         if not self._wake_pending:
             self._wake_pending = True
             self._wake.put(None)
@@ -155,7 +190,7 @@ class Publisher:
         """Make room: latest progress per task wins, then the oldest log lines go."""
         with self._lock:
             count = len(self._queue)
-            if count <= self.max_buffered:
+            if count + self._extra_lines <= self.max_buffered:
                 return
             items = [self._queue.popleft() for _ in range(count)]
             latest: dict[str, int] = {}
@@ -167,14 +202,25 @@ class Publisher:
                 if not (item[0] == "event" and item[1]["type"] == "progress" and latest[item[1]["task"]] != i)
             ]  # fmt: skip
             # Shed to three quarters, so the next shed is many events away.
-            excess = len(kept) - self.max_buffered * 3 // 4
+            excess = len(kept) + self._extra_lines - self.max_buffered * 3 // 4
             out = []
             for item in kept:
                 if excess > 0 and item[0] == "event" and item[1]["type"] == "log":
-                    excess -= 1
-                    self.dropped_lines += 1
-                    continue
+                    data = item[1]["data"]
+                    lines = data.get("lines")
+                    if lines is None or len(lines) <= excess:
+                        n = 1 if lines is None else len(lines)
+                        excess -= n
+                        self.dropped_lines += n
+                        continue
+                    # Part of a batch of lines goes: its oldest.
+                    self.dropped_lines += excess
+                    item = ("event", {**item[1], "data": {**data, "lines": lines[excess:]}})
+                    excess = 0
                 out.append(item)
+            self._extra_lines = sum(
+                len(p["data"]["lines"]) - 1 for kind, p in out if kind == "event" and "lines" in p["data"]
+            )
             self._queue.extendleft(reversed(out))
         if self.dropped_lines:
             report_once(
@@ -190,7 +236,7 @@ class Publisher:
         """Wait until everything queued so far was sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._drained:
-            while self._queue or self._in_flight:
+            while self._queue or self._in_flight or self._sources:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -211,21 +257,63 @@ class Publisher:
     # ---- the sender thread -------------------------------------------------------------
 
     def _take(self) -> dict[str, Any] | None:
+        # Outside our lock: a drain takes the task's lock, then ours (in log_lines).
+        while self._sources:
+            try:
+                drain = self._sources.pop()
+            except KeyError:
+                break
+            drain()
         with self._lock:
             if not self._queue:
                 return None
-            specs, events, size = [], [], 0
-            while self._queue and len(events) < self.max_batch_events and size < self.max_batch_bytes:
+            specs, events, count, size = [], [], 0, 0
+            while self._queue and count < self.max_batch_events and size < self.max_batch_bytes:
                 kind, payload = self._queue.popleft()
                 if kind == "spec":
                     specs.append(payload)
                     size += _EVENT_OVERHEAD
-                else:
+                    continue
+                lines = payload["data"].get("lines")
+                if lines is None:
                     events.append(payload)
+                    count += 1
                     size += _EVENT_OVERHEAD + len(payload["data"].get("text", ""))
-            self._in_flight = len(specs) + len(events)
+                    continue
+                self._extra_lines -= len(lines) - 1
+                taken = self._fit(lines, self.max_batch_events - count, self.max_batch_bytes - size)
+                if taken < len(lines):  # the rest leads the next batch
+                    rest = lines[taken:]
+                    self._queue.appendleft(("event", {**payload, "data": {**payload["data"], "lines": rest}}))
+                    self._extra_lines += len(rest) - 1
+                    lines = lines[:taken]
+                count += len(lines)
+                size += _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
+                last = events[-1] if events else None
+                if (
+                    last is not None and last["task"] == payload["task"] and "lines" in last["data"]
+                    and last["data"]["stream"] == payload["data"]["stream"]
+                ):  # fmt: skip
+                    last["data"]["lines"] += lines  # consecutive lines of one stream: one event
+                else:
+                    events.append({**payload, "data": {**payload["data"], "lines": list(lines)}})
+            self._in_flight = len(specs) + count
+            self._batch_events = count
         self._seq += 1
         return {"publisher": self.publisher_id, "seq": self._seq, "tasks": specs, "events": events}
+
+    @staticmethod
+    def _fit(lines: list[str], count_room: int, byte_room: int) -> int:
+        """How many of ``lines`` fit in a batch with this room left (at least one)."""
+        n = max(min(len(lines), count_room), 1)
+        if sum(map(len, lines[:n])) + _LINE_OVERHEAD * n <= byte_room:
+            return n
+        size = 0
+        for i, line in enumerate(lines[:n]):  # long lines: cut where the bytes run out
+            size += len(line) + _LINE_OVERHEAD
+            if size > byte_room:
+                return max(i, 1)
+        return n
 
     def _run(self) -> None:
         import httpx  # only a kernel that publishes pays for importing httpx
@@ -286,5 +374,5 @@ class Publisher:
                 message = response.text
             report_once(("rejected", status), f"the hub refused a batch of events ({status}: {message}); it was dropped")
         self.sent_batches += 1
-        self.sent_events += len(batch["events"])
+        self.sent_events += self._batch_events
         return _DONE

@@ -219,8 +219,8 @@ class Runtime:
             pub.event(task.id, "status", {"status": "running"})
         if self._console is not None:
             task.watch(self._console.show)
-        if pub is not None:
-            self._pump.add(task)
+        # Every task: the pump splits captured output into lines, hub or not (see capture).
+        self._pump.add(task)
         if self._widget_wanted():
             from .widget import display_task
 

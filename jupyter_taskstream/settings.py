@@ -40,15 +40,18 @@ class RuntimeConfig(HasTraits):
         help="Finished tasks ts.tasks() remembers; older finished ones are forgotten first.",
     ).tag(config=True)
     max_buffered_events = Int(
-        100_000,
+        500_000,
         min=100,
-        help="Events buffered for the hub while it is slow or unreachable. Beyond this, old log "
-        "lines are dropped first (with one warning); latest progress and statuses are kept.",
+        help="Events (one per log line) buffered for the hub while it is slow or unreachable: "
+        "a burst of a few hundred thousand print() lines fits, in about 100 bytes a short line "
+        "(~50 MB). Beyond this, old log lines are dropped first (with one warning); latest "
+        "progress and statuses are kept.",
     ).tag(config=True)
     max_batch_events = Int(
         5000,
         min=1,
-        help="Events sent in one request at most; batches stay well under the hub's 4 MB body limit.",
+        help="Events (one per log line) sent in one request at most; batches stay well under the "
+        "hub's 4 MB body limit and each request is a short step of the hub's event loop.",
     ).tag(config=True)
     max_backoff = Float(
         5.0,

@@ -171,3 +171,60 @@ def test_run_threads_capture_and_output_after_the_end_goes_through(rt, capsys):
 
     wait_until(lambda: "after the task ended" in capsys.readouterr().out or None)
     assert lines(t) == ["from run"]
+
+
+def test_a_burst_keeps_every_line_in_order_with_stderr_interleaved(rt):
+    with rt.task("burst") as t:
+        for i in range(3000):
+            print("line", i)
+            if i % 500 == 0:
+                print("warn", i, file=sys.stderr, end="")  # a partial line across other writes...
+                print(f" [{i}]", file=sys.stderr)  # ...ended later
+    expected = []
+    for i in range(3000):
+        expected.append({"stream": "stdout", "text": f"line {i}"})
+        if i % 500 == 0:
+            expected.append({"stream": "stderr", "text": f"warn {i} [{i}]"})
+    assert t.snapshot()["log"] == expected[-1000:]
+
+
+def test_a_partial_line_of_one_stream_waits_while_the_other_writes(rt):
+    with rt.task("mixed") as t:
+        sys.stdout.write("a")
+        sys.stderr.write("b\n")
+        sys.stdout.write("c\rC\n")
+        sys.stderr.write("tail")
+        assert t.snapshot()["partial"] == "tail"
+    assert t.snapshot()["log"] == [
+        {"stream": "stderr", "text": "b"},
+        {"stream": "stdout", "text": "C"},
+        {"stream": "stderr", "text": "tail"},
+    ]
+
+
+def test_threads_writing_both_streams_at_once_keep_each_line_whole_and_on_its_stream(rt):
+    def writer(k, stream):
+        for i in range(2000):
+            stream.write(f"t{k} {i}\n")  # one write per line, so lines of two threads cannot mix
+
+    rt.config.log_lines = 8000
+    with rt.task("threads") as t:
+        streams = [sys.stdout, sys.stdout, sys.stderr, sys.stderr]
+        workers = [threading.Thread(target=writer, args=(k, stream)) for k, stream in enumerate(streams)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+    log = t.snapshot()["log"]
+    assert len(log) == 8000
+    for k in range(4):
+        mine = [e for e in log if e["text"].startswith(f"t{k} ")]
+        assert all(e["stream"] == ("stdout" if k < 2 else "stderr") for e in mine)
+        assert [e["text"] for e in mine] == [f"t{k} {i}" for i in range(2000)]
+
+
+def test_a_write_in_a_task_takes_only_str(rt):
+    with rt.task("bytes"):
+        with pytest.raises(TypeError, match="must be str, not bytes"):
+            sys.stdout.write(b"raw")
+        assert sys.stdout.write("ok\n") == 3

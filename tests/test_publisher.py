@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,6 +131,43 @@ async def test_many_lines_arrive_in_order_and_the_tail_is_right(hub_runtime, reg
     await close(rt)
 
 
+@pytest.mark.parametrize(
+    "taskstream_config",
+    [{"heartbeat_interval": 0.5, "retry_ms": 100, "kernel_check_interval": 600, "retention_events": 100_000}],
+)
+async def test_a_burst_of_prints_reaches_the_hub_whole_and_in_order(hub_runtime, registry, client):
+    """Case 2 of issue 6 as a contract: every line of a burst, in order, none shed."""
+    rt = hub_runtime()
+    n = 60_000
+
+    def burst():
+        with rt.task("burst") as t:
+            for i in range(n):
+                print("line", i, "of the burst")
+                if i % 10_000 == 0:
+                    print("checkpoint", i, file=sys.stderr)
+        return t
+
+    t = await asyncio.to_thread(burst)
+    await wait_for(lambda: shown_ended(registry, t.id), timeout=60, message="the burst's task ends")
+    events, after = [], 0
+    while True:
+        body = (await client.get(f"{API}/tasks/{t.id}/log", params={"after": after})).json()
+        if not body["events"]:
+            break
+        events += [(e["data"]["stream"], e["data"]["text"]) for e in body["events"]]
+        after = body["events"][-1]["id"]
+    expected = []
+    for i in range(n):
+        expected.append(("stdout", f"line {i} of the burst"))
+        if i % 10_000 == 0:
+            expected.append(("stderr", f"checkpoint {i}"))
+    assert events == expected
+    assert rt.publisher.dropped_lines == 0 and rt.publisher.sent_events >= len(expected)
+    assert registry.snapshot(t.id)["log_dropped"] == 0
+    await close(rt)
+
+
 async def test_rest_cancel_reaches_a_cooperative_and_a_tight_task(hub_runtime, registry, client):
     rt = hub_runtime()
     assert rt.connect_hub()
@@ -238,6 +276,38 @@ def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub)
     assert p1 == "/a%40b/taskstream/api/events" and secret == "s3cret"
     assert first == retry and first["tasks"][0]["id"] == "t1" and first["events"][0]["type"] == "status"
     assert nxt["seq"] == first["seq"] + 1 and nxt["publisher"] == first["publisher"]
+
+
+def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None, max_batch_events=100)
+    pub.log_lines("t", "stdout", [f"a{i}" for i in range(150)])
+    pub.log_lines("t", "stdout", [f"b{i}" for i in range(30)])
+    pub.event("t", "status", {"status": "running"})
+    pub.log_lines("t", "stderr", ["c"])
+    assert pub.flush(5)
+    pub.close()
+    sent = [e for _, _, body in recording_hub.bodies for e in body["events"]]
+    bodies = [body for _, _, body in recording_hub.bodies]
+    counts = [sum(len(e["data"].get("lines", [0])) for e in body["events"]) for body in bodies]
+    assert all(c <= 100 for c in counts) and sum(counts) == 182
+    lines = [(e["data"]["stream"], line) for e in sent if e["type"] == "log" for line in e["data"]["lines"]]
+    expected = [("stdout", f"a{i}") for i in range(150)] + [("stdout", f"b{i}") for i in range(30)]
+    expected.append(("stderr", "c"))
+    assert lines == expected and pub.sent_events == 182
+    assert max(len(e["data"].get("lines", ())) for e in sent) == 100  # a batch of lines is one event
+
+
+def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
+    pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200)
+    pub._thread = threading.current_thread()  # never start the sender: what is queued stays queued
+    for b in range(10):
+        pub.log_lines("t", "stdout", [f"{b}.{i}" for i in range(50)])
+    queued = [line for _, p in pub._queue for line in p["data"]["lines"]]
+    assert len(queued) <= 200 and pub.dropped_lines == 500 - len(queued)
+    written = [f"{b}.{i}" for b in range(10) for i in range(50)]
+    assert queued[-1] == "9.49" and queued == written[-len(queued) :]
+    assert len(pub._queue) + pub._extra_lines == len(queued)
 
 
 def warnings_seen(capfd, caplog) -> str:
