@@ -8,12 +8,13 @@ same URLs take POSTs that publish (a stream's producers and readers share its ad
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import socket
 from typing import Any, Callable
 
 from jupyter_server.auth.decorator import authorized
-from tornado import web
+from tornado import httputil, web
 from tornado.iostream import IOStream, StreamClosedError
 
 from . import sse
@@ -30,6 +31,7 @@ class EventStreamHandler(TaskStreamHandler):
     """Shared SSE machinery: headers, first byte at once, replay, heartbeats, clean up."""
 
     _subscription = None
+    _pusher: _Pusher | None = None
     _stall_timer = None
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:
@@ -79,75 +81,18 @@ class EventStreamHandler(TaskStreamHandler):
         """Send events after ``cursor`` until the log closes, the task ends or the client goes.
 
         Events are pushed from the log's append loop straight into this connection (see
-        `Subscription.push`); the coroutine only waits for the end. A connection whose socket
-        is full is paused and catches up once its bytes are written.
+        `Subscription.push` and `_Pusher`); the coroutine only waits for the end. A connection
+        whose socket is full is paused and catches up once its bytes are written.
         """
+        self._release_headers()
         loop = asyncio.get_running_loop()
-        done: asyncio.Future = loop.create_future()
-        sub = self._subscription = self.registry.subscribe(log, cursor)
-        stream = self.request.connection.stream
-        write_timeout = self.settings["taskstream_write_timeout"]
-        heartbeat = self.settings["taskstream_heartbeat_interval"]
-
-        def end(error: BaseException | None) -> None:
-            if not done.done():
-                done.set_result(error)
-
-        direct = _direct_socket(self.request.connection)
-
-        def deliver(events: list[Event]) -> bool:
-            body = encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
-            if ends and events[-1].type == "end":
-                self.write(body)
-                self.flush()
-                sub.close()
-                end(None)
-                return False
-            if direct is not None and not stream.writing():
-                sent, data = _send_chunk(direct, body)
-                if sent < 0:
-                    self.request.connection.close()
-                    raise StreamClosedError()
-                if sent == len(data):
-                    return False  # the socket took every byte: no future, no callback
-                flushed = stream.write(memoryview(data)[sent:])
-            else:
-                self.write(body)
-                flushed = self.flush()
-                if not stream.writing():
-                    return False
-            timer = loop.call_later(write_timeout, self._stalled)
-            flushed.add_done_callback(lambda fut: written(fut, timer))
-            return True
-
-        def written(fut: asyncio.Future, timer: asyncio.TimerHandle) -> None:
-            timer.cancel()
-            error = None if fut.cancelled() else fut.exception()
-            if fut.cancelled() or error is not None:
-                sub.fail(error or StreamClosedError())
-            else:
-                sub.resume()
-
-        def beat() -> None:
-            if done.done():
-                return
-            if not sub.paused:
-                try:
-                    self.write(sse.comment("heartbeat"))
-                    self.flush()
-                except StreamClosedError as e:
-                    end(e)
-                    return
-            self._beat = loop.call_later(heartbeat, beat)
-
-        self._end_stream = end
-        self._beat = loop.call_later(heartbeat, beat)
-        sub.push(deliver, end)
+        pusher = self._pusher = _Pusher(self, self.registry.subscribe(log, cursor), encode, ends, loop)
+        self._subscription = pusher.sub
+        pusher.start()
         try:
-            error = await done
+            error = await pusher.done
         finally:
-            self._beat.cancel()
-            sub.close()
+            pusher.stop()
         if isinstance(error, SubscriberTooSlow):
             self.log.warning("taskstream: subscriber fell too far behind, dropped; it resumes by id")
             self.request.connection.close()
@@ -155,13 +100,104 @@ class EventStreamHandler(TaskStreamHandler):
         if error is None and not self._closed:
             self.finish()
 
+    def _release_headers(self) -> None:
+        """The headers are on the wire: drop tornado's copies of them for the stream's life.
+
+        The response header dict and the login cookie jupyter_server sets are ~2 KiB that
+        every idle stream would otherwise hold (benchmark case 5 counts bytes per stream);
+        nothing reads them once the headers are written.
+        """
+        if self._headers_written:
+            self._headers = httputil.HTTPHeaders()
+            self.__dict__.pop("_new_cookie", None)
+
     def on_connection_close(self) -> None:
         self._closed = True
         if self._subscription is not None:
             self._subscription.close()
-        end = getattr(self, "_end_stream", None)
-        if end is not None:
-            end(StreamClosedError())
+        if self._pusher is not None:
+            self._pusher.end(StreamClosedError())
+
+
+class _Pusher:
+    """One SSE connection's side of push delivery: what the log calls for each new event.
+
+    One small object per connection rather than a handful of closures: thousands of idle
+    streams each hold one (benchmark case 5 counts the bytes per stream).
+    """
+
+    __slots__ = ("handler", "sub", "encode", "ends", "loop", "done", "stream", "direct", "beat_timer")
+
+    def __init__(self, handler: EventStreamHandler, sub: Any, encode: Callable[[Event], bytes], ends: bool,
+                 loop: asyncio.AbstractEventLoop):  # fmt: skip
+        self.handler, self.sub, self.encode, self.ends, self.loop = handler, sub, encode, ends, loop
+        self.done: asyncio.Future = loop.create_future()
+        self.stream = handler.request.connection.stream
+        self.direct = _direct_socket(handler.request.connection)
+        self.beat_timer: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self.beat_timer = self.loop.call_later(self.handler.settings["taskstream_heartbeat_interval"], self.beat)
+        self.sub.push(self.deliver, self.end)
+
+    def stop(self) -> None:
+        if self.beat_timer is not None:
+            self.beat_timer.cancel()
+        self.sub.close()
+
+    def end(self, error: BaseException | None) -> None:
+        """The stream is over: ``error`` is None for a normal end."""
+        if not self.done.done():
+            self.done.set_result(error)
+
+    def deliver(self, events: list[Event]) -> bool:
+        """Write ``events``; True while the bytes are still being written (the reader pauses)."""
+        encode, handler, stream = self.encode, self.handler, self.stream
+        body = encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
+        if self.ends and events[-1].type == "end":
+            handler.write(body)
+            handler.flush()
+            self.sub.close()
+            self.end(None)
+            return False
+        if self.direct is not None and not stream.writing():
+            sent, data = _send_chunk(self.direct, body)
+            if sent < 0:
+                handler.request.connection.close()
+                raise StreamClosedError()
+            if sent == len(data):
+                return False  # the socket took every byte: no future, no callback
+            flushed = stream.write(memoryview(data)[sent:])
+        else:
+            handler.write(body)
+            flushed = handler.flush()
+            if not stream.writing():
+                return False
+        timer = self.loop.call_later(handler.settings["taskstream_write_timeout"], handler._stalled)
+        flushed.add_done_callback(functools.partial(self.written, timer))
+        return True
+
+    def written(self, timer: asyncio.TimerHandle, fut: asyncio.Future) -> None:
+        """A paused delivery's bytes are out (or the socket failed): resume or end the reader."""
+        timer.cancel()
+        error = None if fut.cancelled() else fut.exception()
+        if fut.cancelled() or error is not None:
+            self.sub.fail(error or StreamClosedError())
+        else:
+            self.sub.resume()
+
+    def beat(self) -> None:
+        """A heartbeat comment, unless the socket is still busy with events."""
+        if self.done.done():
+            return
+        if not self.sub.paused:
+            try:
+                self.handler.write(sse.comment("heartbeat"))
+                self.handler.flush()
+            except StreamClosedError as e:
+                self.end(e)
+                return
+        self.beat_timer = self.loop.call_later(self.handler.settings["taskstream_heartbeat_interval"], self.beat)
 
 
 def _direct_socket(connection: Any) -> socket.socket | None:
@@ -218,9 +254,9 @@ class TaskEventsHandler(EventStreamHandler):
         cursor = registry.resume_point(log, self.last_event_id())
         self.start_stream()
         if cursor is None:
-            event_id, data = registry.snapshot_event(task_id)
-            self.write(sse.encode_json(data, event="snapshot", id=event_id))
-            cursor = event_id
+            cursor, data = registry.snapshot_event(task_id)
+            self.write(sse.encode_json(data, event="snapshot", id=cursor))
+            del data  # this frame lives as long as the stream
         if task.terminal and log.last_id <= cursor:
             # The client saw everything already: repeat `end` so it knows to stop reconnecting.
             self.write(log.tail(1)[0].sse())
@@ -261,9 +297,9 @@ class AllEventsHandler(EventStreamHandler):
         cursor = registry.resume_point(log, self.last_event_id())
         self.start_stream()
         if cursor is None:
-            event_id, data = registry.all_snapshot_event()
-            self.write(sse.encode_json(data, event="snapshot", id=event_id))
-            cursor = event_id
+            cursor, data = registry.all_snapshot_event()
+            self.write(sse.encode_json(data, event="snapshot", id=cursor))
+            del data  # this frame lives as long as the stream
         try:
             await self.send(b"")
         except StreamClosedError:
