@@ -83,8 +83,8 @@ class EventLog:
         """Id of the newest event, 0 when empty."""
         return self._ids[-1] if self._ids else self.trimmed_through
 
-    def append(self, event: Event) -> None:
-        """Add an event (ids must increase) and wake every waiter."""
+    def append(self, event: Event, wake: bool = True) -> None:
+        """Add an event (ids must increase) and wake every waiter, or leave that to `wake`."""
         if self._ids and event.id <= self._ids[-1]:
             raise ValueError(f"event id {event.id} is not above {self._ids[-1]}")
         self._events.append(event)
@@ -97,7 +97,8 @@ class EventLog:
                 self._on_trim(self._events[:cut])
             del self._events[:cut]
             del self._ids[:cut]
-        self._wake()
+        if wake:
+            self.wake()
 
     def after(self, cursor: int) -> list[Event]:
         """Events with id > cursor, oldest first; raises `Gap` if some were trimmed."""
@@ -147,7 +148,7 @@ class EventLog:
     def close(self) -> None:
         """Mark the log finished (task deleted, server stopping) and wake every waiter."""
         self.closed = True
-        self._wake()
+        self.wake()
 
     def push_to(self, reader: Any) -> None:
         """Call ``reader.on_append()`` after every append and ``reader.on_close()`` at close.
@@ -164,14 +165,22 @@ class EventLog:
         except ValueError:
             pass
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
+        """Tell waiters and push readers that events were appended (or the log closed).
+
+        Appending a batch with ``wake=False`` and waking once hands each push reader the
+        whole batch in one call: one write per subscriber, not one per event.
+        """
         if self._waiters:
             for fut in list(self._waiters):
                 _resolve(fut, True)
         if self._pushers:
-            method = "on_close" if self.closed else "on_append"
-            for reader in tuple(self._pushers):
-                getattr(reader, method)()
+            if self.closed:
+                for reader in tuple(self._pushers):
+                    reader.on_close()
+            else:
+                for reader in tuple(self._pushers):
+                    reader.on_append()
 
 
 def _resolve(fut: asyncio.Future, value: bool) -> None:

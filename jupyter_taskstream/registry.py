@@ -67,13 +67,12 @@ class Subscription:
         were trimmed before being read.
         """
         try:
-            pending = self.log.count_after(self.cursor)
-            if pending > self.backlog:
-                raise SubscriberTooSlow(pending)
             events = self.log.after(self.cursor)
         except Gap as e:
             raise SubscriberTooSlow(self.cursor) from e
         if events:
+            if len(events) > self.backlog:
+                raise SubscriberTooSlow(len(events))
             self.cursor = events[-1].id
         return events
 
@@ -435,7 +434,7 @@ class TaskRegistry(LoggingConfigurable):
     def _release(self, event: Event, task: TaskState | None, persist: bool = True) -> None:
         """Show an event now (memory store) or once the store has committed it."""
         if not self.store.durable:
-            self._fan_out(event)
+            self._fan_out([event])
             return
         self._staged.append((event, persist))
         self._staged_through = event.id
@@ -444,15 +443,23 @@ class TaskRegistry(LoggingConfigurable):
         if self._committer is None or self._committer.done():
             self._committer = asyncio.get_running_loop().create_task(self._commit_staged())
 
-    def _fan_out(self, event: Event) -> None:
-        log = self._logs.get(event.task) if event.type != "deleted" else None
-        if log is not None:
-            log.append(event)
-            # A snapshot's last_event_id is what a reader can resume from: shown events only.
-            self._tasks[event.task].last_event_id = event.id
-        self.all_events.append(event)
-        for listener in self._listeners:
-            listener(event)
+    def _fan_out(self, events: list[Event]) -> None:
+        """Show events: append them to their logs, then wake each log once for the batch."""
+        woken: dict[int, EventLog] = {}
+        for event in events:
+            log = self._logs.get(event.task) if event.type != "deleted" else None
+            if log is not None:
+                log.append(event, wake=False)
+                woken[id(log)] = log
+                # A snapshot's last_event_id is what a reader can resume from: shown events only.
+                self._tasks[event.task].last_event_id = event.id
+            self.all_events.append(event, wake=False)
+            for listener in self._listeners:
+                listener(event)
+        for log in woken.values():
+            log.wake()
+        if events:
+            self.all_events.wake()
 
     async def commit(self) -> None:
         """Wait until every event emitted so far is stored and shown (durable stores)."""
@@ -479,9 +486,7 @@ class TaskRegistry(LoggingConfigurable):
                 self.log.error("taskstream: %d events could not be stored and were not sent: %s", len(staged), e)
                 self._settle_waiters(through, StoreError(f"the task database could not be written: {e}"))
                 continue
-            for event, _ in staged:
-                if event.type == "deleted" or event.task in self._logs:
-                    self._fan_out(event)
+            self._fan_out([e for e, _ in staged if e.type == "deleted" or e.task in self._logs])
             for task_id, (version, snap) in shown.items():
                 if task_id in self._tasks:
                     snap["last_event_id"] = self._tasks[task_id].last_event_id

@@ -152,24 +152,27 @@ class _Pusher:
 
     def deliver(self, events: list[Event]) -> bool:
         """Write ``events``; True while the bytes are still being written (the reader pauses)."""
-        encode, handler, stream = self.encode, self.handler, self.stream
-        body = encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
+        handler, stream = self.handler, self.stream
         if self.ends and events[-1].type == "end":
-            handler.write(body)
+            handler.write(_body(self.encode, events))
             handler.flush()
             self.sub.close()
             self.end(None)
             return False
         if self.direct is not None and not stream.writing():
-            sent, data = _send_chunk(self.direct, body)
-            if sent < 0:
+            data = _chunk(self.encode, events)
+            try:
+                sent = self.direct.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
                 handler.request.connection.close()
-                raise StreamClosedError()
+                raise StreamClosedError() from None
             if sent == len(data):
                 return False  # the socket took every byte: no future, no callback
             flushed = stream.write(memoryview(data)[sent:])
         else:
-            handler.write(body)
+            handler.write(_body(self.encode, events))
             flushed = handler.flush()
             if not stream.writing():
                 return False
@@ -218,25 +221,23 @@ def _direct_socket(connection: Any) -> socket.socket | None:
     return stream.socket
 
 
-#: The last body framed as an HTTP/1.1 chunk: fan-out sends one body to every subscriber
-#: in a row, so this frames each event once, not once per subscriber.
-_framed: list = [None, b""]
+def _body(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
+    return encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
 
 
-def _send_chunk(sock: socket.socket, body: bytes) -> tuple[int, bytes]:
-    """``send()`` ``body`` as one chunk without blocking: ``(bytes sent or -1 if the socket
-    is gone, the framed bytes)``."""
-    if _framed[0] is body:
-        data = _framed[1]
-    else:
-        data = b"%x\r\n%b\r\n" % (len(body), body)
-        _framed[0], _framed[1] = body, data
-    try:
-        return sock.send(data), data
-    except (BlockingIOError, InterruptedError):
-        return 0, data
-    except OSError:
-        return -1, data
+#: ``[encode, first event, last event, bytes]``: the last batch framed as an HTTP/1.1
+#: chunk. Fan-out hands one batch (a run of one log) to every subscriber in a row, so this
+#: encodes and frames each batch once, not once per subscriber.
+_framed: list = [None, None, None, b""]
+
+
+def _chunk(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
+    """``events`` as one HTTP/1.1 chunk."""
+    cache = _framed
+    if cache[0] is not encode or cache[1] is not events[0] or cache[2] is not events[-1]:
+        body = _body(encode, events)
+        cache[:] = encode, events[0], events[-1], b"%x\r\n%b\r\n" % (len(body), body)
+    return cache[3]
 
 
 class TaskEventsHandler(EventStreamHandler):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from jupyter_taskstream.errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning
@@ -238,3 +240,26 @@ async def test_a_push_reader_too_far_behind_is_ended_with_the_reason():
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
     sub.resume()
     assert len(ends) == 1 and isinstance(ends[0], SubscriberTooSlow)
+
+
+async def test_events_committed_together_reach_a_push_reader_in_one_delivery(tmp_path):
+    # Durable store: events emitted while a commit is on disk are shown together when it
+    # lands; a subscriber gets them as one batch (one socket write), in order.
+    from jupyter_taskstream.store import SQLiteStore
+
+    registry = TaskRegistry(store=SQLiteStore(path=str(tmp_path / "t.sqlite")))
+    registry.load()
+    task = registry.create("job")
+    await asyncio.wait_for(registry.commit(), 10)
+    sub = registry.subscribe(registry.log(task.id), registry.log(task.id).last_id)
+    got: list[list[str]] = []
+    sub.push(lambda events: got.append([e.data.get("text") for e in events]) and False, lambda error: None)
+    registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)}) for i in range(5)])
+    registry.publish(task.id, [("log", {"stream": "stdout", "text": "5"})])
+    assert got == []  # nothing is shown before it is stored
+    await asyncio.wait_for(registry.commit(), 10)
+    texts = [t for batch in got for t in batch if t is not None]
+    assert texts == [str(i) for i in range(6)]
+    assert len(got) == 1, got  # status:running and six lines, one delivery
+    sub.close()
+    registry.close()
