@@ -48,6 +48,8 @@ class Subscription:
     append loop, one call per event.
     """
 
+    __slots__ = ("registry", "log", "cursor", "backlog", "task_id", "closed", "_deliver", "_on_end", "paused")
+
     def __init__(self, registry: TaskRegistry, log: EventLog, cursor: int, backlog: int, task_id=None):
         self.registry = registry
         self.log = log
