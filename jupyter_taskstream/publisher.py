@@ -263,7 +263,10 @@ class Publisher:
                 drain = self._sources.pop()
             except KeyError:
                 break
-            drain()
+            try:
+                drain()
+            except Exception as e:  # one task's broken output must not stop the sender for all
+                report_once(("drain", type(e)), f"could not split a task's output into lines: {e!r}")
         with self._lock:
             if not self._queue:
                 return None
