@@ -29,6 +29,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from itertools import islice
 from typing import Any, Callable, Mapping
 
 from .pump import report_once
@@ -284,14 +285,24 @@ class Publisher:
                     size += _EVENT_OVERHEAD + len(payload["data"].get("text", ""))
                     continue
                 self._extra_lines -= len(lines) - 1
-                taken = self._fit(lines, self.max_batch_events - count, self.max_batch_bytes - size)
+                nbytes = _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
+                count_room, byte_room = self.max_batch_events - count, self.max_batch_bytes - size
+                if len(lines) > count_room or nbytes > byte_room:
+                    taken = self._fit(lines, count_room, byte_room, count > 0)
+                else:
+                    taken = len(lines)
+                if taken == 0:  # a line too long for what is left: it leads the next batch
+                    self._queue.appendleft((kind, payload))
+                    self._extra_lines += len(lines) - 1
+                    break
                 if taken < len(lines):  # the rest leads the next batch
                     rest = lines[taken:]
                     self._queue.appendleft(("event", {**payload, "data": {**payload["data"], "lines": rest}}))
                     self._extra_lines += len(rest) - 1
                     lines = lines[:taken]
+                    nbytes = _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
                 count += len(lines)
-                size += _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
+                size += nbytes
                 last = events[-1] if events else None
                 if (
                     last is not None and last["task"] == payload["task"] and "lines" in last["data"]
@@ -306,16 +317,16 @@ class Publisher:
         return {"publisher": self.publisher_id, "seq": self._seq, "tasks": specs, "events": events}
 
     @staticmethod
-    def _fit(lines: list[str], count_room: int, byte_room: int) -> int:
-        """How many of ``lines`` fit in a batch with this room left (at least one)."""
+    def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> int:
+        """How many of ``lines`` fit in the room a batch has left (one at least, unless ``started``)."""
         n = max(min(len(lines), count_room), 1)
-        if sum(map(len, lines[:n])) + _LINE_OVERHEAD * n <= byte_room:
+        if _EVENT_OVERHEAD + sum(map(len, islice(lines, n))) + _LINE_OVERHEAD * n <= byte_room:
             return n
-        size = 0
+        size = _EVENT_OVERHEAD
         for i, line in enumerate(lines[:n]):  # long lines: cut where the bytes run out
             size += len(line) + _LINE_OVERHEAD
             if size > byte_room:
-                return max(i, 1)
+                return i if i or started else 1
         return n
 
     def _run(self) -> None:

@@ -298,6 +298,19 @@ def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
     assert max(len(e["data"].get("lines", ())) for e in sent) == 100  # a batch of lines is one event
 
 
+def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hub):
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None, max_batch_bytes=1000)
+    written = [str(i) * 300 for i in range(10)] + ["x" * 5000, "y"]
+    pub.log_lines("t", "stdout", written)
+    assert pub.flush(5)
+    pub.close()
+    bodies = [body for _, _, body in recording_hub.bodies]
+    batches = [[line for e in body["events"] for line in e["data"]["lines"]] for body in bodies]
+    assert [line for batch in batches for line in batch] == written
+    assert ["x" * 5000] in batches and all(sum(map(len, b)) <= 1000 for b in batches if "x" * 5000 not in b)
+
+
 def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
     pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200)
     pub._thread = threading.current_thread()  # never start the sender: what is queued stays queued
