@@ -29,7 +29,9 @@ from typing import Any, Callable, TextIO
 
 from .context import current_task
 
-__all__ = ["LineBuffer", "PendingOutput", "StreamRouter", "install", "split_runs", "visible_text"]
+__all__ = [
+    "LineBuffer", "PendingOutput", "StreamRouter", "install", "no_run_over", "split_runs", "visible_text",
+]  # fmt: skip
 
 STREAMS = ("stdout", "stderr")
 #: A partial line longer than this is emitted as a line of its own, so a writer that never
@@ -46,6 +48,20 @@ def visible_text(line: str) -> str:
     stripped = line.rstrip("\r")
     cut = stripped.rfind("\r")
     return stripped if cut < 0 else stripped[cut + 1 :]
+
+
+def no_run_over(text: str, limit: int) -> bool:
+    """True if ``text`` has no run of more than ``limit`` characters without a newline.
+
+    Looks for a newline in each aligned window of ``limit // 2`` characters: a few C-level
+    searches per 64 KiB instead of measuring every line. It may answer False for a run of
+    half the limit or more; callers then measure the lines.
+    """
+    half = max(limit // 2, 1)
+    for start in range(0, len(text) - half + 1, half):
+        if text.find("\n", start, start + half) < 0:
+            return False
+    return True
 
 
 class LineBuffer:
@@ -196,12 +212,23 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
 
     The router defines ``__getattr__`` (to pass everything else to the original stream),
     which keeps CPython from specializing attribute lookups on it; closure variables cost
-    nothing, and in a task the rest is attribute reads and one list append (see
-    `PendingOutput`).
+    nothing. In a task, the usual write is a type check, one list append and one test of
+    two flags (see `PendingOutput`); stdout and stderr get a function each, so neither
+    tests which one it is.
     """
     get_task = current_task.get
 
-    def write(text: str) -> int:
+    def settle(out: PendingOutput, text: str) -> int:
+        # Checked after the append: a task that ends meanwhile either took the chunk into
+        # its log or left it for `late`, never neither.
+        if not out.open:
+            out.late(router)
+        elif not out.waiting:
+            out.waiting = True
+            out.notify()
+        return len(text)
+
+    def write_stdout(text: str) -> int:
         """Write ``text`` to the current task's log, or to the original stream outside tasks."""
         task = get_task()
         if task is None:
@@ -212,22 +239,28 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
         if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         out = task._output
-        chunks = out.chunks
-        if plain:
-            chunks.append(text)
-        else:
-            chunks.append((text,))
-        # Checked after the append: a task that ends meanwhile either took this chunk into
-        # its log or left it for `late`, never neither.
-        if not out.open:
-            out.late(router)
+        out.chunks.append(text)
+        if out.waiting and out.open:
             return len(text)
-        if not out.waiting:
-            out.waiting = True
-            out.notify()
-        return len(text)
+        return settle(out, text)
 
-    return write
+    def write_stderr(text: str) -> int:
+        """Write ``text`` to the current task's log, or to the original stream outside tasks."""
+        task = get_task()
+        if task is None:
+            target = router.target
+            if target is None:
+                return len(text)
+            return target.write(text)
+        if type(text) is not str and not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        out = task._output
+        out.chunks.append((text,))
+        if out.waiting and out.open:
+            return len(text)
+        return settle(out, text)
+
+    return write_stdout if plain else write_stderr
 
 
 def install() -> None:

@@ -23,7 +23,7 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
 from . import interrupt
-from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, split_runs
+from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, no_run_over, split_runs
 from .context import current_task
 from .errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
 from .model import TaskState, new_task_id, validate_name, validate_task_id
@@ -482,12 +482,14 @@ class Task:
         for stream, text in split_runs(self._output.take()):
             lines = self._buffers[stream].feed(text)
             if lines:
-                self._add_lines(stream, lines)
+                # Only the first line holds text from before this run (the pending partial).
+                short = len(lines[0]) <= MAX_PARTIAL_CHARS and no_run_over(text, MAX_PARTIAL_CHARS)
+                self._add_lines(stream, lines, short)
             self._last_stream = stream
 
-    def _add_lines(self, stream: str, lines: list[str]) -> None:
+    def _add_lines(self, stream: str, lines: list[str], short: bool = False) -> None:
         # Called with the lock held, so the local log and the hub get lines in one order.
-        if max(map(len, lines)) > MAX_PARTIAL_CHARS:
+        if not short and max(map(len, lines)) > MAX_PARTIAL_CHARS:
             # One huge line would make one huge request (the hub refuses bodies over 4 MB).
             lines = [
                 line[start : start + MAX_PARTIAL_CHARS]

@@ -228,3 +228,16 @@ def test_a_write_in_a_task_takes_only_str(rt):
         with pytest.raises(TypeError, match="must be str, not bytes"):
             sys.stdout.write(b"raw")
         assert sys.stdout.write("ok\n") == 3
+
+
+@pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 19, 20, 21, 45])
+@pytest.mark.parametrize("where", ["start", "middle", "end"])
+def test_no_run_over_never_misses_a_long_run(size, where):
+    pad = "ab\ncd\n" * 5
+    run = "x" * size
+    text = {"start": run + "\n" + pad, "middle": pad + run + "\n" + pad, "end": pad + run}[where]
+    longest = max(map(len, text.split("\n")))
+    if not capture.no_run_over(text, 10):
+        assert longest >= 10 // 2  # it may only be unsure about runs of half the limit or more
+    else:
+        assert longest <= 10
