@@ -122,10 +122,11 @@ class _Loop:
 
     def sample(self) -> None:
         """Store a sequence loop's live count (task lock held; any thread may call it)."""
-        if self.left is not None:
+        task = self.task
+        if self.left is not None and task is not None:  # None: still inside claim()
             # Less the item the loop body holds: the count is of items done, as in tqdm.
             done = self.size - self.left() - 1
-            self.task._state.current = max(done, self.task._state.current)  # type: ignore[union-attr]
+            task._state.current = max(done, task._state.current)
 
     def nudge(self, now: float) -> None:
         """Called by the pump (task lock held): sample a sequence loop; after a long silence
