@@ -30,7 +30,6 @@ __all__ = ["AllEventsHandler", "EventStreamHandler", "KernelCommandsHandler", "T
 class EventStreamHandler(TaskStreamHandler):
     """Shared SSE machinery: headers, first byte at once, replay, heartbeats, clean up."""
 
-    _subscription = None
     _pusher: _Pusher | None = None
     _stall_timer = None
 
@@ -87,7 +86,6 @@ class EventStreamHandler(TaskStreamHandler):
         self._release_headers()
         loop = asyncio.get_running_loop()
         pusher = self._pusher = _Pusher(self, self.registry.subscribe(log, cursor), encode, ends, loop)
-        self._subscription = pusher.sub
         pusher.start()
         try:
             error = await pusher.done
@@ -113,9 +111,8 @@ class EventStreamHandler(TaskStreamHandler):
 
     def on_connection_close(self) -> None:
         self._closed = True
-        if self._subscription is not None:
-            self._subscription.close()
         if self._pusher is not None:
+            self._pusher.sub.close()
             self._pusher.end(StreamClosedError())
 
 
