@@ -107,10 +107,6 @@ class EventLog:
         start = bisect.bisect_right(self._ids, cursor)
         return self._events[start:]
 
-    def count_after(self, cursor: int) -> int:
-        """How many retained events have id > cursor."""
-        return len(self._ids) - bisect.bisect_right(self._ids, cursor)
-
     def tail(self, n: int, type: str | None = None) -> list[Event]:
         """The newest ``n`` events (of one type, if given), oldest first."""
         if type is None:
