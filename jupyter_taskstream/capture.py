@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from itertools import groupby
 from typing import Any, Callable, TextIO
 
 from .context import current_task
@@ -164,17 +165,10 @@ def split_runs(chunks: list[str | tuple[str]]) -> list[tuple[str, str]]:
         return [("stdout", "".join(chunks))]  # no stderr among them: the usual print() case
     except TypeError:
         pass
-    runs: list[tuple[str, str]] = []
-    stream, texts = None, []
-    for chunk in chunks:
-        this, text = ("stdout", chunk) if type(chunk) is str else ("stderr", chunk[0])
-        if this != stream and texts:
-            runs.append((stream, "".join(texts)))  # type: ignore[arg-type]
-            texts = []
-        stream = this
-        texts.append(text)
-    runs.append((stream, "".join(texts)))  # type: ignore[arg-type]
-    return runs
+    return [
+        (stream, "".join(c if stream == "stdout" else c[0] for c in run))  # type: ignore[misc]
+        for stream, run in groupby(chunks, key=lambda c: "stdout" if type(c) is str else "stderr")
+    ]
 
 
 class StreamRouter:
