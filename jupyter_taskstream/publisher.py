@@ -29,7 +29,6 @@ import secrets
 import threading
 import time
 from collections import deque
-from itertools import islice
 from typing import Any, Callable, Mapping
 
 from .pump import report_once
@@ -47,6 +46,11 @@ _RETRY, _DONE = "retry", "done"
 _EVENT_OVERHEAD = 100
 #: Rough JSON overhead of one more line in a log event's ``lines``.
 _LINE_OVERHEAD = 4
+
+
+def _lines_bytes(lines: list[str]) -> int:
+    """Rough JSON size of a log event holding ``lines``."""
+    return _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
 
 
 class Publisher:
@@ -285,7 +289,7 @@ class Publisher:
                     size += _EVENT_OVERHEAD + len(payload["data"].get("text", ""))
                     continue
                 self._extra_lines -= len(lines) - 1
-                nbytes = _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
+                nbytes = _lines_bytes(lines)
                 count_room, byte_room = self.max_batch_events - count, self.max_batch_bytes - size
                 if len(lines) > count_room or nbytes > byte_room:
                     taken = self._fit(lines, count_room, byte_room, count > 0)
@@ -300,7 +304,7 @@ class Publisher:
                     self._queue.appendleft(("event", {**payload, "data": {**payload["data"], "lines": rest}}))
                     self._extra_lines += len(rest) - 1
                     lines = lines[:taken]
-                    nbytes = _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
+                    nbytes = _lines_bytes(lines)
                 count += len(lines)
                 size += nbytes
                 last = events[-1] if events else None
@@ -320,7 +324,7 @@ class Publisher:
     def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> int:
         """How many of ``lines`` fit in the room a batch has left (one at least, unless ``started``)."""
         n = max(min(len(lines), count_room), 1)
-        if _EVENT_OVERHEAD + sum(map(len, islice(lines, n))) + _LINE_OVERHEAD * n <= byte_room:
+        if _lines_bytes(lines[:n]) <= byte_room:
             return n
         size = _EVENT_OVERHEAD
         for i, line in enumerate(lines[:n]):  # long lines: cut where the bytes run out
