@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
+import logging
+import re
 from typing import Any, Callable
+from urllib.parse import parse_qsl
 
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.auth.identity import User
@@ -21,7 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from .errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning, TaskStreamError, ValidationError
-from .model import validate_event, validate_task_id
+from .model import SURROGATE_ESCAPE, lone_surrogate_path, validate_event, validate_task_id
 from .registry import TaskRegistry
 from .store import StoreError
 
@@ -36,6 +38,7 @@ __all__ = [
     "TaskStreamHandler",
     "body_object",
     "publisher_or_authorized",
+    "safe_uri",
     "validate_events",
 ]
 
@@ -56,6 +59,40 @@ ERROR_STATUS: tuple[tuple[type[TaskStreamError], int], ...] = (
 )
 
 PUBLISHER = User(username="taskstream-publisher", name="Kernel publisher")
+#: Query arguments: plain decimal ASCII only (``int()`` would also take ``1_0`` and other scripts' digits).
+_INTEGER = re.compile(r"[0-9]{1,18}")
+_DECIMAL = re.compile(r"[0-9]{1,18}(\.[0-9]{1,18})?")
+_app_log = logging.getLogger("tornado.application")
+_gen_log = logging.getLogger("tornado.general")
+
+
+def safe_uri(uri: str) -> str:
+    """A request URI fit for a log line: the path, and the query's names without their values.
+
+    EventSource cannot send headers, so ``?token=`` is how browsers authenticate a stream;
+    no query value reaches a log, whatever its name.
+    """
+    path, _, query = uri.partition("?")
+    if not query:
+        return path
+    names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
+    return path + "?" + "&".join(f"{name}=…" for name in names)
+
+
+class SafeLogMixin:
+    """Tornado's error logging with `safe_uri` instead of the raw URI (and no request repr)."""
+
+    def _request_summary(self) -> str:
+        request = self.request  # type:ignore[attr-defined]
+        return f"{request.method} {safe_uri(request.uri or '')} ({request.remote_ip})"
+
+    def log_exception(self, typ, value, tb) -> None:
+        if isinstance(value, web.HTTPError):
+            message = value.get_message()
+            if message:
+                _gen_log.warning("%d %s: %s", value.status_code, self._request_summary(), message)
+            return
+        _app_log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
 
 
 def publisher_or_authorized(method: Callable) -> Callable:
@@ -72,7 +109,7 @@ def publisher_or_authorized(method: Callable) -> Callable:
     return inner
 
 
-class TaskStreamHandler(ExtensionHandlerMixin, APIHandler):
+class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
     """Base of the hub's API handlers: auth, JSON bodies, error mapping."""
 
     auth_resource = AUTH_RESOURCE
@@ -129,21 +166,27 @@ class TaskStreamHandler(ExtensionHandlerMixin, APIHandler):
         if not body:
             raise web.HTTPError(400, "request body must be JSON")
         try:
-            return json.loads(body)
+            data = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise web.HTTPError(400, f"request body is not valid JSON: {e}") from e
+        except RecursionError:
+            raise web.HTTPError(400, "request body is nested too deeply") from None
+        if SURROGATE_ESCAPE.search(body):
+            path = lone_surrogate_path(data)
+            if path is not None:
+                raise ValidationError(path, "must be valid Unicode text (it holds a lone surrogate)")
+        return data
 
     def query_number(self, name: str, *, default=None, minimum=0.0, maximum=None, integer=False):
         """A numeric query argument, or 400 naming it."""
         raw = self.get_query_argument(name, None)
         if raw is None or raw == "":
             return default
-        try:
-            value = int(raw) if integer else float(raw)
-        except ValueError:
+        if not (_INTEGER if integer else _DECIMAL).fullmatch(raw):
             kind = "an integer" if integer else "a number"
-            raise web.HTTPError(400, f"query argument {name} must be {kind}") from None
-        if not math.isfinite(value) or value < minimum:
+            raise web.HTTPError(400, f"query argument {name} must be {kind} in decimal digits")
+        value = int(raw) if integer else float(raw)
+        if value < minimum:
             raise web.HTTPError(400, f"query argument {name} must be >= {minimum}")
         if maximum is not None and value > maximum:
             value = maximum

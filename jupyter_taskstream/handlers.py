@@ -95,8 +95,8 @@ class TaskHandler(TaskStreamHandler):
         wait = self.query_number("wait", default=0.0, maximum=MAX_WAIT_SECONDS)
         after = self.query_number("after", default=None, integer=True)
         if wait:
-            cursor = self.registry.log(task_id).last_id if after is None else after
-            await self.registry.log(task_id).wait(cursor, wait)
+            cursor = self.registry.event_log(task_id).last_id if after is None else after
+            await self.registry.event_log(task_id).wait(cursor, wait)
             snapshot = self.registry.snapshot(task_id)  # 404 if it was deleted meanwhile
         self.set_header("ETag", self.registry.etag(task_id))
         self.set_header("Cache-Control", "no-cache")
@@ -126,7 +126,7 @@ class TaskLogHandler(TaskStreamHandler):
         """Log events after ``?after=ID`` (at most ``?limit=``), and the cursor to ask with next."""
         after = self.query_number("after", default=0, integer=True)
         limit = self.query_number("limit", default=10_000, minimum=1, maximum=10_000, integer=True)
-        log = self.registry.log(task_id)
+        log = self.registry.event_log(task_id)
         truncated = after < log.trimmed_through
         events = log.after(max(after, log.trimmed_through))
         lines = []

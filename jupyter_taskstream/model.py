@@ -27,6 +27,8 @@ __all__ = [
     "validate_name",
     "validate_task_id",
     "validate_task_spec",
+    "lone_surrogate_path",
+    "replace_lone_surrogates",
 ]
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -76,6 +78,57 @@ def validate_name(value: Any, field: str = "name") -> str:
     return value
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A JSON body that may hold a lone surrogate: escapes of the surrogate range (pairs match too;
+#: `lone_surrogate_path` then tells them apart).
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+
+
+def lone_surrogate_path(value: Any, path: str = "") -> str | None:
+    """The field path (``events[0].data.text``) of the first string in JSON data that holds
+    a lone surrogate, ``"body"`` for the top level, or None when there is none.
+
+    Such text (valid JSON, e.g. ``"\\ud800"``) cannot be encoded as UTF-8, so it could be
+    neither stored nor streamed: hand-written input is refused naming the field.
+    """
+    if isinstance(value, str):
+        return (path or "body") if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        items = ((f"{path}.{k}" if path else str(k), k, v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", "", v) for i, v in enumerate(value))
+    else:
+        return None
+    for sub, key, item in items:
+        if _SURROGATE.search(key):
+            return path or "body"
+        found = lone_surrogate_path(item, sub)
+        if found:
+            return found
+    return None
+
+
+def replace_lone_surrogates(value: Any) -> Any:
+    """JSON data with every lone surrogate replaced by U+FFFD (how kernels send odd text)."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_lone_surrogates(k): replace_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_lone_surrogates(v) for v in value]
+    return value
+
+
+def _finite(value: Any) -> bool:
+    """True for a JSON number a float can hold (a 400-digit integer is not one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _number(data: dict, key: str, field: str, *, required=False, nullable=False, minimum=None):
     if key not in data:
         if required:
@@ -87,7 +140,7 @@ def _number(data: dict, key: str, field: str, *, required=False, nullable=False,
             return None
         raise ValidationError(field, "must be a number, not null")
     # bool is an int subclass; true/false as a count is always a client bug.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _finite(value):
         raise ValidationError(field, "must be a finite number")
     if minimum is not None and value < minimum:
         raise ValidationError(field, f"must be >= {minimum}")

@@ -12,7 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from .base import AUTH_RESOURCE
+from .base import AUTH_RESOURCE, SafeLogMixin
 from .registry import TaskRegistry
 
 __all__ = ["TaskPageHandler"]
@@ -20,7 +20,7 @@ __all__ = ["TaskPageHandler"]
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
 
 
-class TaskPageHandler(ExtensionHandlerMixin, JupyterHandler):
+class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
     """``/taskstream/``: the live dashboard, with a server-rendered task table for browsers without JS."""
 
     auth_resource = AUTH_RESOURCE

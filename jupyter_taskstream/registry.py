@@ -209,7 +209,7 @@ class TaskRegistry(LoggingConfigurable):
                 out.append(snap)
         return out
 
-    def log(self, task_id: str) -> EventLog:
+    def event_log(self, task_id: str) -> EventLog:
         """The event log of one task."""
         self.get(task_id)
         return self._logs[task_id]
@@ -220,7 +220,7 @@ class TaskRegistry(LoggingConfigurable):
 
     def snapshot_event(self, task_id: str) -> tuple[int, dict]:
         """``(id, data)`` of a per-task ``snapshot`` event: the snapshot plus the log tail."""
-        log = self.log(task_id)
+        log = self.event_log(task_id)
         tail = log.tail(self.snapshot_log_lines, "log")
         # The id is the log's: events still being stored come after it.
         return log.last_id, {**self.snapshot(task_id), "log": [_log_line(e) for e in tail]}

@@ -248,7 +248,7 @@ class TaskEventsHandler(EventStreamHandler):
         """Stream a task: ``retry``, a snapshot or the replay after Last-Event-ID, live events, ``end``."""
         registry = self.registry
         task = registry.get(task_id)
-        log = registry.log(task_id)
+        log = registry.event_log(task_id)
         cursor = registry.resume_point(log, self.last_event_id())
         self.start_stream()
         if cursor is None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
+import httpx
 import pytest
 
 from .conftest import read_sse, wait_for
@@ -355,3 +357,88 @@ async def test_starting_code_needs_a_known_kernel_and_user_credentials(client, p
     assert_json_error(await client.post(url, json={"name": "x", "code": "1", "kernel_id": "nope"}), 404, "nope")
     r = await publisher.post(url, json={"name": "x", "code": "1", "kernel_id": "nope"})
     assert r.status_code == 403 and "cannot run code" in r.json()["message"]
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("tasks", '{"name": "bad \\ud800 name"}', "name"),
+        ("tasks/{tid}/events", '{"events": [{"type": "log", "data": {"text": "\\udcff"}}]}', "events[0].data.text"),
+        ("events", '{"tasks": [{"id": "sur1", "name": "x\\ud800"}], "events": []}', "tasks[0].name"),
+        ("events", '{"events": [{"task": "{tid}", "type": "log", "data": {"lines": ["ok", "\\ud83d"]}}]}',
+         "events[0].data.lines[1]"),
+    ],
+)  # fmt: skip
+async def test_lone_surrogates_are_refused_at_once_naming_the_field(client, path, body, field):
+    """Valid JSON that is not valid Unicode text: a prompt 400, not a hang and a lost commit."""
+    task = await create(client)
+    url = f"{API}/" + path.replace("{tid}", task["id"])
+    r = await asyncio.wait_for(client.post(url, content=body.replace("{tid}", task["id"]).encode()), 2)
+    assert_json_error(r, 400, field, "surrogate")
+    # The hub still commits and answers what comes next, and a valid pair is text like any other.
+    await publish(client, task["id"], log("after \U0001f600"))
+    r = await asyncio.wait_for(client.post(f"{API}/tasks", content=b'{"name": "pair \\ud83d\\ude00"}'), 2)
+    assert r.status_code == 201 and r.json()["name"] == "pair \U0001f600"
+    events = (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]
+    assert [e["data"]["text"] for e in events] == ["after \U0001f600"]
+
+
+async def test_huge_integers_and_deep_nesting_are_400_not_500(client):
+    task = await create(client)
+    huge = "1" + "0" * 400
+    cases = [
+        (f"{API}/tasks", f'{{"name": "x", "total": {huge}}}', "total"),
+        (f"{API}/tasks/{task['id']}/events", f'{{"events": [{{"type": "progress", "data": {{"current": {huge}}}}}]}}',
+         "current"),
+        (f"{API}/tasks/{task['id']}/events",
+         f'{{"events": [{{"type": "progress", "data": {{"current": 1, "rate": {huge}}}}}]}}', "rate"),
+        (f"{API}/tasks/{task['id']}/events",
+         f'{{"events": [{{"type": "progress", "data": {{"current": 1, "eta": -{huge}}}}}]}}', "eta"),
+    ]  # fmt: skip
+    deep = "[" * 10_000 + "]" * 10_000
+    cases += [(url, deep, "nested too deeply") for url in (f"{API}/tasks", f"{API}/tasks/{task['id']}/events", f"{API}/events")]
+    for url, body, words in cases:
+        assert_json_error(await client.post(url, content=body.encode()), 400, words)
+
+
+async def test_query_numbers_are_decimal_ascii_only(client):
+    task = await create(client)
+    for value in ("1_0", "\u0661\u0662", "\uff11", "1e3", "0x10", "-1"):
+        assert_json_error(await client.get(f"{API}/tasks/{task['id']}/log", params={"after": value}), 400, "after")
+    assert (await client.get(f"{API}/tasks/{task['id']}/log", params={"after": "0"})).status_code == 200
+    assert (await client.get(f"{API}/tasks/{task['id']}", params={"wait": "0.5", "after": "0"})).status_code == 200
+
+
+async def test_no_credential_reaches_any_log_line(client, server_url, jp_serverapp, jp_auth_header):
+    """EventSource clients authenticate with ?token=: a bad request must not log it, at any level."""
+    token = jp_auth_header["Authorization"].split()[-1]
+    records: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            if not record.name.startswith(("httpx", "httpcore")):  # the test's own client
+                records.append(self.format(record))
+
+    handler = Collect(level=logging.DEBUG)
+    loggers = [logging.getLogger(), logging.getLogger("tornado.general"), logging.getLogger("tornado.application"),
+               logging.getLogger("tornado.access"), jp_serverapp.log]  # fmt: skip
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG)
+    try:
+        task = await create(client)
+        async with httpx.AsyncClient(base_url=server_url, timeout=10) as anon:
+            for path in (f"{API}/tasks/{task['id']}/log?after=abc", f"{API}/tasks/{task['id']}?wait=x",
+                         f"{API}/tasks/nosuch", f"{API}/nothing", "taskstream/?x=1"):  # fmt: skip
+                sep = "&" if "?" in path else "?"
+                r = await anon.get(f"{path}{sep}token={token}")
+                assert r.status_code in (200, 400, 404), (path, r.status_code)
+            r = await anon.post(f"{API}/tasks?token={token}", content=b"{bad")
+            assert r.status_code in (400, 403)
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+    assert any("after" in line for line in records), "the bad request was not logged at all"
+    assert not [line for line in records if token in line]

@@ -24,7 +24,7 @@ def make(**kwargs) -> tuple[TaskRegistry, Clock]:
 
 
 def types(registry: TaskRegistry, task_id: str) -> list[str]:
-    return [e.type for e in registry.log(task_id).after(0)]
+    return [e.type for e in registry.event_log(task_id).after(0)]
 
 
 async def test_progress_is_coalesced_latest_wins_and_flushed_later():
@@ -34,9 +34,9 @@ async def test_progress_is_coalesced_latest_wins_and_flushed_later():
         clock.now += 0.001
         registry.publish(task.id, [("progress", {"current": i})])
         assert task.snapshot()["progress"]["current"] == i  # the snapshot is always current
-    progress = [e for e in registry.log(task.id).after(0) if e.type == "progress"]
+    progress = [e for e in registry.event_log(task.id).after(0) if e.type == "progress"]
     assert [e.data["current"] for e in progress] == [1]
-    log = registry.log(task.id)
+    log = registry.event_log(task.id)
     cursor = log.last_id
     assert await log.wait(cursor, 2.0), "the coalesced progress was never flushed"
     flushed = log.after(cursor)
@@ -50,7 +50,7 @@ async def test_terminal_status_sends_the_last_progress_first_then_end():
     registry.publish(task.id, [("progress", {"current": 1})])
     clock.now += 0.01
     registry.publish(task.id, [("progress", {"current": 10}), ("status", {"status": "completed"})])
-    events = registry.log(task.id).after(0)
+    events = registry.event_log(task.id).after(0)
     assert [e.type for e in events] == ["status", "status", "progress", "progress", "status", "end"]
     assert [e.data["status"] for e in events[:2]] == ["pending", "running"]  # the first progress starts it
     assert events[3].data["current"] == 10
@@ -65,7 +65,7 @@ async def test_log_lines_are_kept_in_order_and_long_text_split_not_cut():
     task = registry.create("job")
     text = "\u00e9" * 12  # 24 bytes: three pieces, none splitting a character
     registry.publish(task.id, [("log", {"stream": "stderr", "text": text}), ("log", {"stream": "stdout", "text": "x"})])
-    logs = [e.data for e in registry.log(task.id).after(0) if e.type == "log"]
+    logs = [e.data for e in registry.event_log(task.id).after(0) if e.type == "log"]
     assert "".join(d["text"] for d in logs[:-1]) == text
     assert all(len(d["text"].encode()) <= 10 for d in logs)
     assert logs[-1] == {"stream": "stdout", "text": "x"}
@@ -77,7 +77,7 @@ async def test_a_batch_of_lines_becomes_one_event_per_line_each_with_its_id():
     task = registry.create("job")
     long = "\u00e9" * 6  # 12 bytes: two events, as a long single-line event would be
     registry.publish(task.id, [("log", {"stream": "stderr", "lines": ["a", "", long, "b"]})])
-    logs = [e for e in registry.log(task.id).after(0) if e.type == "log"]
+    logs = [e for e in registry.event_log(task.id).after(0) if e.type == "log"]
     assert [e.data for e in logs] == [
         {"stream": "stderr", "text": "a"},
         {"stream": "stderr", "text": ""},
@@ -143,7 +143,7 @@ async def test_cancel_delete_and_kernel_failure():
 async def test_two_subscribers_each_get_every_event():
     registry, _ = make()
     task = registry.create("job")
-    log = registry.log(task.id)
+    log = registry.event_log(task.id)
     got: list[list] = [[], []]
     subs = [registry.subscribe(log, log.last_id) for _ in range(2)]
     for sub, seen in zip(subs, got):
@@ -167,7 +167,7 @@ async def test_two_subscribers_each_get_every_event():
 async def test_slow_subscriber_is_dropped_and_close_ends_a_reader_at_once():
     registry, _ = make(subscriber_backlog=5)
     task = registry.create("job")
-    log = registry.log(task.id)
+    log = registry.event_log(task.id)
     slow = registry.subscribe(log, log.last_id)
     for i in range(6):
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
@@ -185,7 +185,7 @@ async def test_resume_point_refuses_unknown_and_trimmed_ids():
     task = registry.create("job")
     for i in range(100):
         registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
-    log = registry.log(task.id)
+    log = registry.event_log(task.id)
     assert registry.resume_point(log, None) is None
     assert registry.resume_point(log, registry.last_event_id + 1) is None  # from the future
     assert registry.resume_point(log, 3) is None  # trimmed away: a snapshot instead
@@ -198,7 +198,7 @@ async def test_progress_events_carry_unit_and_message_only_when_they_change():
     for current, message in [(1, ""), (2, ""), (3, "halfway"), (4, "halfway")]:
         clock.now += 1
         registry.publish(task.id, [("progress", {"current": current, "message": message})])
-    progress = [e.data for e in registry.log(task.id).after(0) if e.type == "progress"]
+    progress = [e.data for e in registry.event_log(task.id).after(0) if e.type == "progress"]
     assert [("unit" in d, d.get("message")) for d in progress] == [(True, ""), (False, None), (False, "halfway"), (False, None)]
     assert progress[0]["unit"] == "rows" and all(d["total"] == 10 for d in progress)
 
@@ -206,7 +206,7 @@ async def test_progress_events_carry_unit_and_message_only_when_they_change():
 async def test_push_readers_get_events_from_the_append_loop_pause_and_catch_up():
     registry, _ = make(subscriber_backlog=50)
     task = registry.create("job")
-    log = registry.log(task.id)
+    log = registry.event_log(task.id)
     sub = registry.subscribe(log, 0)
     got, ends, busy = [], [], [False]
 
@@ -233,7 +233,7 @@ async def test_push_readers_get_events_from_the_append_loop_pause_and_catch_up()
 async def test_a_push_reader_too_far_behind_is_ended_with_the_reason():
     registry, _ = make(subscriber_backlog=3)
     task = registry.create("job")
-    sub = registry.subscribe(registry.log(task.id), 0)
+    sub = registry.subscribe(registry.event_log(task.id), 0)
     ends = []
     sub.push(lambda events: True, ends.append)  # its socket never drains
     for i in range(5):
@@ -251,7 +251,7 @@ async def test_events_committed_together_reach_a_push_reader_in_one_delivery(tmp
     registry.load()
     task = registry.create("job")
     await asyncio.wait_for(registry.commit(), 10)
-    sub = registry.subscribe(registry.log(task.id), registry.log(task.id).last_id)
+    sub = registry.subscribe(registry.event_log(task.id), registry.event_log(task.id).last_id)
     got: list[list[str]] = []
     sub.push(lambda events: got.append([e.data.get("text") for e in events]) and False, lambda error: None)
     registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)}) for i in range(5)])
