@@ -16,7 +16,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from .publisher import SECRET_HEADER
-from .pump import report_once
+from .diagnostics import quiet_thread, report_once
 
 __all__ = ["CommandListener"]
 
@@ -87,6 +87,7 @@ class CommandListener:
         import httpx
         from httpx_sse import SSEError, connect_sse
 
+        quiet_thread()
         path = f"kernels/{quote(self.kernel_id, safe='')}/commands"
         timeout = httpx.Timeout(10.0, read=self.read_timeout)
         backoff = self.backoff_initial

@@ -23,6 +23,7 @@ dropped (one warning), keeping task specs and statuses.
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import queue
 import secrets
@@ -31,7 +32,8 @@ import time
 from collections import deque
 from typing import Any, Callable, Mapping
 
-from .pump import report_once
+from .diagnostics import quiet_thread, report_once
+from .model import replace_lone_surrogates
 
 __all__ = ["ENV_SECRET", "ENV_URL", "SECRET_HEADER", "Publisher"]
 
@@ -46,6 +48,19 @@ _RETRY, _DONE = "retry", "done"
 _EVENT_OVERHEAD = 100
 #: Rough JSON overhead of one more line in a log event's ``lines``.
 _LINE_OVERHEAD = 4
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _encode(batch: dict[str, Any]) -> bytes:
+    """The batch as UTF-8 JSON; text that cannot be encoded (a lone surrogate, e.g. from a
+    file name that is not valid UTF-8) is sent with U+FFFD in its place, never refused."""
+    body = json.dumps(batch, ensure_ascii=False, allow_nan=False)
+    try:
+        return body.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(replace_lone_surrogates(batch), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 def _lines_bytes(lines: list[str]) -> int:
@@ -336,6 +351,7 @@ class Publisher:
     def _run(self) -> None:
         import httpx  # only a kernel that publishes pays for importing httpx
 
+        quiet_thread()
         client = httpx.Client(base_url=self.url + "/", headers={SECRET_HEADER: self.secret}, timeout=self.timeout)
         backoff = self.backoff_initial
         batch = None
@@ -372,7 +388,7 @@ class Publisher:
         import httpx
 
         try:
-            response = client.post("events", json=batch)
+            response = client.post("events", content=_encode(batch), headers=_JSON)
         except httpx.HTTPError as e:
             report_once(("unreachable", self.url), f"cannot reach the hub at {self.url} ({e!r}); retrying, output is buffered")
             return _RETRY

@@ -10,29 +10,15 @@ clocks, locks and I/O. The thread starts on first need and sleeps while no task 
 from __future__ import annotations
 
 import contextvars
-import logging
-import sys
 import threading
 from typing import TYPE_CHECKING, Callable
+
+from .diagnostics import report_once
 
 if TYPE_CHECKING:
     from .kerneltask import Task
 
-__all__ = ["ViewPump", "report_once"]
-
-logger = logging.getLogger("jupyter_taskstream")
-_reported: set = set()
-
-
-def report_once(key: object, message: str) -> None:
-    """Warn once per ``key`` on the process's real stderr (not a cell, not a task log)."""
-    if key in _reported:
-        return
-    _reported.add(key)
-    if logger.hasHandlers():
-        logger.warning(message)
-    elif sys.__stderr__ is not None:
-        print(f"[jupyter_taskstream] {message}", file=sys.__stderr__, flush=True)
+__all__ = ["ViewPump"]
 
 
 class ViewPump:

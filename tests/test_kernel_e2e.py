@@ -80,6 +80,34 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     streams = [m["content"]["text"] for m in k.messages if m["msg_type"] == "stream"]
     assert not any("slow " in text for text in streams), "task output leaked into a cell"
 
+    # -- the runtime's own HTTP logging never reaches a cell, even at DEBUG on the root -------
+    out = await k.run(
+        "import logging\n"
+        "logging.basicConfig(level=logging.DEBUG, force=True)\n"
+        "def chatty():\n"
+        "    for i in ts.progress(range(20), desc='chatty'):\n"
+        "        print(f'chatty {i}')\n"
+        "        if i == 3: print('file \\udcff name')\n"
+        "        time.sleep(0.05)\n"
+        "print('ID', ts.run(chatty).id)\n"
+    )
+    (chatty_id,) = ids(out)
+    meanwhile = k.start("time.sleep(0.8); print('meanwhile')")
+    await wait_for(ended(chatty_id), 20)
+    await wait_for(lambda: k.idle(meanwhile), 20)
+    log = [e["data"]["text"] for e in (await client.get(f"{API}/tasks/{chatty_id}/log")).json()["events"]]
+    assert "file \ufffd name" in log and "chatty 19" in log  # an unencodable line is cleaned, not refused
+    assert not [line for line in log if "httpx" in line or "httpcore" in line or "HTTP Request" in line]
+    cells = "".join(m["content"]["text"] for m in k.messages if m["msg_type"] == "stream")
+    assert "meanwhile" in cells
+    assert not any(word in cells for word in ("httpx", "httpcore", "HTTP Request")), cells[-2000:]
+    # The filter is the runtime's threads only: the user's own httpx requests still log as configured.
+    own = await k.run(
+        f"import httpx, sys\nlogging.getLogger().handlers[0].stream = sys.stdout\n"
+        f"httpx.get({os.environ[ENV_URL]!r} + '/nothing')\nlogging.basicConfig(level=logging.WARNING, force=True)"
+    )
+    assert "HTTP Request: GET" in own
+
     # -- a failing task shows failed with its traceback --------------------------------------
     (boom_id,) = ids(await k.run("def boom():\n    return 1 / 0\nprint('ID', ts.run(boom).id)"))
     await wait_for(ended(boom_id), 20)
@@ -126,9 +154,9 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     (big_id,) = ids(await k.run("def big():\n    for i in range(1_000_000):\n        print(f'line {i}')\nprint('ID', ts.run(big).id)"))
     await wait_for(ended(big_id), 120, interval=0.2, message="a million lines")
     assert hub(big_id).status == "completed"
-    tail = registry.log(big_id).tail(1, "log")
+    tail = registry.event_log(big_id).tail(1, "log")
     assert tail[0].data["text"] == "line 999999"
-    assert len(registry.log(big_id)) <= registry.retention_events * 9 // 8 + 100
+    assert len(registry.event_log(big_id)) <= registry.retention_events * 9 // 8 + 100
     rss = psutil.Process(manager.provisioner.process.pid).memory_info().rss
     assert rss < 500 * 2**20, f"kernel RSS {rss / 2**20:.0f} MB"
     still = await k.run("print(sum(1 for t in ts.tasks() if t.status != 'completed'))")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -323,8 +324,17 @@ def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
     assert len(pub._queue) + pub._extra_lines == len(queued)
 
 
+@pytest.fixture(autouse=True)
+def runtime_log(caplog):
+    """pytest's log capture on the runtime's own logger, which does not propagate to the root."""
+    logger = logging.getLogger("jupyter_taskstream")
+    logger.addHandler(caplog.handler)
+    yield
+    logger.removeHandler(caplog.handler)
+
+
 def warnings_seen(capfd, caplog) -> str:
-    """What report_once said: on stderr, or through logging when a handler is installed (pytest's)."""
+    """What report_once said: on the ``jupyter_taskstream`` logger (and stderr outside a kernel)."""
     return capfd.readouterr().err + caplog.text
 
 

@@ -1,0 +1,62 @@
+"""The runtime's own messages, kept out of users' cells and task logs.
+
+Two sources would otherwise leak into whatever cell runs: the HTTP client the publisher and
+command listener use (httpx logs every request at INFO on ``httpx``, httpcore traces at DEBUG),
+and the runtime's own warnings. After ``logging.basicConfig(level=logging.INFO)`` in a notebook,
+both would reach the user's root handlers, whose stream is the running cell.
+
+- Records that httpx and httpcore emit on the runtime's threads are dropped by a filter on
+  their loggers; the same libraries used by the user's code log as before.
+- The package logger ``jupyter_taskstream`` does not propagate to the root logger and has no
+  handler by default (quiet): attach one to read the runtime's warnings. Outside a kernel (a
+  plain script) `report_once` also writes each warning once to stderr; inside one, stderr's
+  file descriptor is forwarded to the running cell, so it does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+__all__ = ["logger", "quiet_thread", "report_once"]
+
+#: The one documented logger of the kernel runtime; quiet unless a handler is attached to it.
+logger = logging.getLogger("jupyter_taskstream")
+logger.propagate = False
+logger.addHandler(logging.NullHandler())
+
+#: The loggers of the HTTP client the runtime uses (httpx and each httpcore module that logs).
+HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+
+_local = threading.local()
+_reported: set = set()
+
+
+class _RuntimeThreadFilter(logging.Filter):
+    """Drops records emitted on a thread that `quiet_thread` marked as the runtime's own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(_local, "quiet", False)
+
+
+_FILTER = _RuntimeThreadFilter("jupyter_taskstream.runtime-threads")
+
+
+def quiet_thread() -> None:
+    """Mark the calling thread as the runtime's: its HTTP client's log records are dropped."""
+    _local.quiet = True
+    for name in HTTP_LOGGERS:
+        http_logger = logging.getLogger(name)
+        if _FILTER not in http_logger.filters:
+            http_logger.addFilter(_FILTER)
+
+
+def report_once(key: object, message: str) -> None:
+    """Warn once per ``key``: on the ``jupyter_taskstream`` logger and the process's real stderr."""
+    if key in _reported:
+        return
+    _reported.add(key)
+    logger.warning(message)
+    if "ipykernel" not in sys.modules and sys.__stderr__ is not None:
+        print(f"[jupyter_taskstream] {message}", file=sys.__stderr__, flush=True)
