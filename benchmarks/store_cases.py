@@ -17,7 +17,7 @@ from .kernel_cases import HubListener, Kernel, _prelude
 
 __all__ = ["case9"]
 
-MEMORY = "jupyter_taskstream.store.MemoryStore"
+MEMORY = "jupyter_taskstream.hub.store.MemoryStore"
 
 
 async def _throughput(hub: HubServer, publishers: int, duration: float) -> float:

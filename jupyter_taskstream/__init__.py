@@ -62,21 +62,21 @@ __all__ = [
 
 #: Public names loaded on first use, and the module that holds each.
 _LAZY = {
-    "Runtime": "runtime",
-    "cancelled": "runtime",
-    "config": "runtime",
-    "connect_hub": "runtime",
-    "current": "runtime",
-    "get": "runtime",
-    "last": "runtime",
-    "progress": "runtime",
-    "run": "runtime",
-    "task": "runtime",
-    "tasks": "runtime",
-    "RuntimeConfig": "settings",
-    "Task": "kerneltask",
-    "format_meter": "meter",
-    "format_snapshot": "meter",
+    "Runtime": "kernel.runtime",
+    "cancelled": "kernel.runtime",
+    "config": "kernel.runtime",
+    "connect_hub": "kernel.runtime",
+    "current": "kernel.runtime",
+    "get": "kernel.runtime",
+    "last": "kernel.runtime",
+    "progress": "kernel.runtime",
+    "run": "kernel.runtime",
+    "task": "kernel.runtime",
+    "tasks": "kernel.runtime",
+    "RuntimeConfig": "kernel.config",
+    "Task": "kernel.task",
+    "format_meter": "views.meter",
+    "format_snapshot": "views.meter",
 }
 
 
@@ -97,13 +97,13 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext jupyter_taskstream``: register the ``%%taskstream`` magic."""
-    from .magic import load_ipython_extension as load
+    from .views.magic import load_ipython_extension as load
 
     load(ipython)
 
 
 def _jupyter_server_extension_points() -> list[dict]:
     """Tell jupyter_server where the extension app is (imported only by the server)."""
-    from .app import TaskStreamApp
+    from .hub.app import TaskStreamApp
 
-    return [{"module": "jupyter_taskstream.app", "app": TaskStreamApp}]
+    return [{"module": "jupyter_taskstream.hub.app", "app": TaskStreamApp}]

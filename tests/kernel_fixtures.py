@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import pytest
 
-from jupyter_taskstream.runtime import Runtime
-from jupyter_taskstream.settings import RuntimeConfig
+from jupyter_taskstream.kernel.runtime import Runtime
+from jupyter_taskstream.kernel.config import RuntimeConfig
 
 from .conftest import wait_for
 

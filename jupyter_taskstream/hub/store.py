@@ -1,0 +1,274 @@
+"""Where the hub keeps task snapshots and event logs: in memory, or durably in SQLite.
+
+The registry works on its in-memory state and hands each group of new events to a store
+before anyone sees them. `MemoryStore` keeps nothing (events are visible at once);
+`SQLiteStore` commits them on a writer thread, one transaction for everything that arrived
+together, and the registry fans them out only after the commit: an event a client has seen,
+or whose publisher got its 204, survives ``kill -9`` of the server. The interface is small so
+that a networked backend can be added without touching the handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..errors import TaskStreamError
+
+__all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore"]
+
+
+class StoreError(TaskStreamError, RuntimeError):
+    """The task database cannot be used (e.g. its location is read-only)."""
+
+
+@dataclass
+class LoadedState:
+    """What a store hands back at start: task records oldest first, their events, the id counter."""
+
+    tasks: list[dict] = field(default_factory=list)
+    events: dict[str, list[tuple[int, str, dict]]] = field(default_factory=dict)
+    last_event_id: int = 0
+
+
+class TaskStore(LoggingConfigurable):
+    """The interface every store implements; this base keeps nothing (memory only)."""
+
+    #: True when events must wait for `write` before they are shown to anyone.
+    durable = False
+
+    def open(self) -> LoadedState:
+        """Load what a previous run left; a memory store starts empty."""
+        return LoadedState()
+
+    async def write(self, events: list, tasks: list[dict], last_event_id: int) -> None:
+        """Persist new events (and the records of the tasks they touched) before fan-out."""
+
+    def delete(self, task_id: str) -> None:
+        """Forget a task and its events."""
+
+    def close(self) -> None:
+        """Flush what is pending and release the storage."""
+
+
+class MemoryStore(TaskStore):
+    """Tasks live as long as the server process: nothing survives a restart."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    task TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_task ON events (task, id);
+"""
+
+
+class SQLiteStore(TaskStore):
+    """Task records and events in one SQLite file (WAL), written by one thread in group commits.
+
+    Hand-written on the standard library's ``sqlite3``: it needs no server and no set-up,
+    which is the point of an embedded default.
+    """
+
+    durable = True
+
+    path = Unicode(help="The database file.")
+    retention_events = Int(10_000, help="Events kept per task on disk, as in memory.")
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._db: sqlite3.Connection | None = None
+        self._counts: dict[str, int] = {}
+        self._seq = 0
+
+    # ---- start -------------------------------------------------------------------------
+
+    def open(self) -> LoadedState:
+        """Open (or create) the file; a corrupt one is moved aside and the hub starts empty."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            self._db = self._connect()
+        except (OSError, sqlite3.OperationalError) as e:
+            raise StoreError(
+                f"cannot write the task database at {self.path} ({e}); set c.TaskStreamApp.db_path "
+                "to a writable file, or c.TaskStreamApp.store = 'jupyter_taskstream.store.MemoryStore'"
+            ) from e
+        except sqlite3.DatabaseError as e:
+            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.log.error("taskstream: the task database %s is unreadable (%s); moved it to %s", self.path, e, aside)
+            for suffix in ("", "-wal", "-shm"):
+                if os.path.exists(self.path + suffix):
+                    os.replace(self.path + suffix, aside + suffix)
+            self._db = self._connect()
+        state = self._load()
+        self._thread = threading.Thread(target=self._writer, name="taskstream-sqlite", daemon=True)
+        self._thread.start()
+        return state
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            # Touch the file's pages now, so corruption surfaces here and not mid-run.
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL with WAL: a committed transaction survives the process being killed;
+            # only an OS crash could lose the last ones, and fsync per commit would cost more.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _load(self) -> LoadedState:
+        assert self._db is not None
+        db = self._db
+        state = LoadedState()
+        row = db.execute("SELECT value FROM meta WHERE key = 'last_event_id'").fetchone()
+        max_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+        state.last_event_id = max(int(row[0]) if row else 0, max_id)
+        for task_id, seq, record in db.execute("SELECT id, seq, record FROM tasks ORDER BY seq"):
+            state.tasks.append(json.loads(record))
+            state.events[task_id] = []
+            self._seq = max(self._seq, seq)
+        for event_id, task_id, etype, data in db.execute("SELECT id, task, type, data FROM events ORDER BY id"):
+            if task_id in state.events:
+                state.events[task_id].append((event_id, etype, json.loads(data)))
+        self._counts = {task_id: len(events) for task_id, events in state.events.items()}
+        return state
+
+    # ---- the hot path --------------------------------------------------------------------
+
+    async def write(self, events: list, tasks: list[dict], last_event_id: int) -> None:
+        """Queue for the writer thread; resolves once the transaction holding them committed."""
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        rows = [(e.id, e.task, e.type, json.dumps(e.data, ensure_ascii=False)) for e in events]
+        self._queue.put(("write", rows, tasks, last_event_id, loop, done))
+        await done
+
+    def delete(self, task_id: str) -> None:
+        """Queue the removal of a task and its events (after anything queued before it)."""
+        self._queue.put(("delete", task_id))
+
+    def close(self) -> None:
+        """Let the writer finish what is queued, then close the file."""
+        if self._thread is not None:
+            self._queue.put(("stop",))
+            self._thread.join(30)
+            self._thread = None
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _writer(self) -> None:
+        while True:
+            ops = [self._queue.get()]
+            # Group commit: everything that queued up during the last transaction goes in one.
+            while True:
+                try:
+                    ops.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(op[0] == "stop" for op in ops)
+            try:
+                self._apply([op for op in ops if op[0] != "stop"])
+                error = None
+            except Exception as e:  # a full disk, say: tell the waiters instead of dying silently
+                self.log.error("taskstream: writing the task database failed: %s", e)
+                error = e
+            for op in ops:
+                if op[0] == "write":
+                    loop, done = op[4], op[5]
+                    loop.call_soon_threadsafe(_settle, done, error)
+            if stop:
+                return
+
+    def _apply(self, ops: list) -> None:
+        if not ops:
+            return
+        db = self._db
+        assert db is not None
+        db.execute("BEGIN")
+        try:
+            touched: set[str] = set()
+            last_id = None
+            for op in ops:
+                if op[0] == "write":
+                    _, rows, tasks, last_event_id, _, _ = op
+                    for record in tasks:
+                        self._seq += 1
+                        db.execute(
+                            "INSERT INTO tasks (id, seq, record) VALUES (?, ?, ?) "
+                            "ON CONFLICT(id) DO UPDATE SET record = excluded.record",
+                            (record["id"], self._seq, json.dumps(record, ensure_ascii=False)),
+                        )
+                    db.executemany("INSERT OR REPLACE INTO events (id, task, type, data) VALUES (?, ?, ?, ?)", rows)
+                    for row in rows:
+                        self._counts[row[1]] = self._counts.get(row[1], 0) + 1
+                        touched.add(row[1])
+                    last_id = last_event_id
+                else:
+                    task_id = op[1]
+                    db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+                    db.execute("DELETE FROM events WHERE task = ?", (task_id,))
+                    self._counts.pop(task_id, None)
+                    touched.discard(task_id)
+            self._prune(touched)
+            if last_id is not None:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES ('last_event_id', ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (str(last_id),),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _prune(self, touched: set[str]) -> None:
+        """Keep at most ``retention_events`` per task, deleting in chunks so it stays cheap."""
+        slack = max(16, self.retention_events // 8)
+        for task_id in touched:
+            if self._counts.get(task_id, 0) <= self.retention_events + slack:
+                continue
+            db = self._db
+            row = db.execute(
+                "SELECT id FROM events WHERE task = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (task_id, self.retention_events - 1),
+            ).fetchone()
+            if row is not None:
+                db.execute("DELETE FROM events WHERE task = ? AND id < ?", (task_id, row[0]))
+            self._counts[task_id] = self.retention_events
+
+
+def _settle(done: asyncio.Future, error: BaseException | None) -> None:
+    if done.done():
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)

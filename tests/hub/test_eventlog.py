@@ -1,0 +1,74 @@
+"""The bounded event log and its cursors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from jupyter_taskstream.hub.eventlog import Event, EventLog, Gap
+
+
+def fill(log: EventLog, ids) -> None:
+    for i in ids:
+        log.append(Event(i, "t", "log", {"stream": "stdout", "text": str(i)}))
+
+
+def test_after_returns_events_past_the_cursor_in_order():
+    log = EventLog(100)
+    fill(log, [2, 5, 9])
+    assert [e.id for e in log.after(0)] == [2, 5, 9]
+    assert [e.id for e in log.after(5)] == [9]
+    assert [e.id for e in log.after(6)] == [9]
+    assert log.after(9) == []
+
+
+def test_ids_must_increase():
+    log = EventLog(10)
+    fill(log, [3])
+    with pytest.raises(ValueError, match="not above"):
+        fill(log, [3])
+
+
+def test_retention_trims_oldest_and_reports_a_gap():
+    log = EventLog(100)
+    fill(log, range(1, 1001))
+    assert 100 <= len(log) <= 100 + 16 + 100 // 8
+    assert log.last_id == 1000
+    assert log.trimmed_through == log.after(log.trimmed_through)[0].id - 1
+    with pytest.raises(Gap):
+        log.after(5)
+
+
+def test_tail_filters_by_type():
+    log = EventLog(100)
+    fill(log, [1, 2])
+    log.append(Event(3, "t", "progress", {"current": 1}))
+    assert [e.id for e in log.tail(5, "log")] == [1, 2]
+    assert [e.id for e in log.tail(1)] == [3]
+
+
+def test_sse_bytes_are_encoded_once_and_carry_task_on_the_all_stream():
+    event = Event(4, "abc", "log", {"stream": "stdout", "text": "hi"})
+    assert event.sse() is event.sse()
+    assert event.sse() == b'id: 4\nevent: log\ndata: {"stream":"stdout","text":"hi"}\n\n'
+    assert event.sse_all() == b'id: 4\nevent: log\ndata: {"stream":"stdout","text":"hi","task":"abc"}\n\n'
+
+
+async def test_wait_wakes_on_append_and_times_out():
+    log = EventLog(10)
+    assert await log.wait(0, 0.01) is False
+    waiter = asyncio.ensure_future(log.wait(0, 5))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    fill(log, [1])
+    assert await asyncio.wait_for(waiter, 1) is True
+    assert await log.wait(0, 0) is True  # already newer: returns at once
+
+
+async def test_close_wakes_waiters():
+    log = EventLog(10)
+    waiter = asyncio.ensure_future(log.wait(0, 5))
+    await asyncio.sleep(0)
+    log.close()
+    assert await asyncio.wait_for(waiter, 1) is True

@@ -1,0 +1,281 @@
+"""The durable hub: SQLite store on its own, then real server processes restarted and killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+
+import httpx
+import pytest
+
+from jupyter_taskstream.hub.eventlog import Event
+from jupyter_taskstream.hub.store import SQLiteStore, StoreError
+
+from ..conftest import wait_for
+from ..nbval_hub import start_hub
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def log(text: str) -> dict:
+    return {"type": "log", "data": {"stream": "stdout", "text": text}}
+
+
+# ---- the store alone ----------------------------------------------------------------------
+
+
+async def test_store_round_trip_group_commit_and_pruning(tmp_path):
+    path = str(tmp_path / "db" / "tasks.sqlite")
+    store = SQLiteStore(path=path, retention_events=50)
+    assert store.open().tasks == []
+    record = {"id": "t1", "name": "job", "created": 1.0, "status": "running"}
+    # Many writes queued at once land in few transactions, in order.
+    writes = [store.write([Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})], [record], i) for i in range(1, 301)]
+    await asyncio.gather(*writes)
+    store.close()
+    db = sqlite3.connect(path)
+    count, low, high = db.execute("SELECT COUNT(*), MIN(id), MAX(id) FROM events").fetchone()
+    db.close()
+    assert high == 300 and count <= 50 + 16 and low == 300 - count + 1  # the newest kept, oldest pruned
+    again = SQLiteStore(path=path, retention_events=50)
+    state = again.open()
+    assert state.last_event_id == 300
+    assert [t["id"] for t in state.tasks] == ["t1"]
+    texts = [data["text"] for _, _, data in state.events["t1"]]
+    assert texts == [str(i) for i in range(low, 301)]
+    again.delete("t1")
+    await again.write([], [], 300)  # the delete is applied before this write resolves
+    again.close()
+    third = SQLiteStore(path=path)
+    state = third.open()
+    third.close()
+    assert state.tasks == [] and state.events == {} and state.last_event_id == 300  # ids stay used
+
+
+def test_corrupt_database_is_moved_aside(tmp_path, caplog):
+    path = tmp_path / "tasks.sqlite"
+    path.write_bytes(b"this is not a database" * 100)
+    store = SQLiteStore(path=str(path))
+    state = store.open()
+    store.close()
+    assert state.tasks == [] and state.last_event_id == 0
+    aside = [p for p in tmp_path.iterdir() if ".corrupt-" in p.name]
+    assert len(aside) == 1 and aside[0].read_bytes().startswith(b"this is not a database")
+    assert "unreadable" in caplog.text and str(aside[0]) in caplog.text
+
+
+def test_unwritable_location_names_the_option_to_change():
+    store = SQLiteStore(path="/proc/taskstream-cannot-be-here/tasks.sqlite")
+    with pytest.raises(StoreError, match=r"c\.TaskStreamApp\.db_path"):
+        store.open()
+
+
+# ---- real servers --------------------------------------------------------------------------
+
+
+class Hub:
+    """A jupyter server process with the extension and a given database file."""
+
+    def __init__(self, tmp_path, db_path, *extra):
+        args = (f"--TaskStreamApp.db_path={db_path}", "--TaskStreamApp.restart_grace_period=1", *extra)
+        self.process, env, self.token = start_hub(str(tmp_path), extra_args=args)
+        self.api = env["JUPYTER_TASKSTREAM_URL"]
+        self.log_path = os.path.join(env["JUPYTER_RUNTIME_DIR"], "server.log")
+        self.client = httpx.AsyncClient(headers={"Authorization": f"token {self.token}"}, timeout=10)
+
+    async def stop(self, sig=signal.SIGTERM) -> None:
+        await self.client.aclose()
+        self.process.send_signal(sig)
+        await asyncio.to_thread(self.process.wait, 20)
+
+    def server_log(self) -> str:
+        with open(self.log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+
+
+async def hub_log(hub: Hub, task_id: str) -> list[str]:
+    r = await hub.client.get(f"{hub.api}/tasks/{task_id}/log")
+    return [e["data"]["text"] for e in r.json()["events"]]
+
+
+async def test_finished_tasks_and_logs_survive_a_restart_and_ids_are_never_reused(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    hub = Hub(tmp_path, db)
+    r = await hub.client.post(f"{hub.api}/tasks", json={"name": "before", "total": 3})
+    task = r.json()
+    await hub.client.post(f"{hub.api}/tasks/{task['id']}/events", json={"events": [log("one"), log("two\nlines")]})
+    await hub.client.post(
+        f"{hub.api}/tasks/{task['id']}/events",
+        json={"events": [{"type": "progress", "data": {"current": 3}}, {"type": "status", "data": {"status": "completed"}}]},
+    )
+    before = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
+    await hub.stop()
+
+    hub = Hub(tmp_path, db)
+    try:
+        after = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
+        assert after == before
+        assert await hub_log(hub, task["id"]) == ["one", "two\nlines"]
+        listed = (await hub.client.get(f"{hub.api}/tasks")).json()["tasks"]
+        assert [t["id"] for t in listed] == [task["id"]]
+        fresh = (await hub.client.post(f"{hub.api}/tasks", json={"name": "after"})).json()
+        assert fresh["last_event_id"] > before["last_event_id"]  # the counter went on
+        # A reconnect from before the restart gets what it missed, then end, at once.
+        async with hub.client.stream(
+            "GET", f"{hub.api}/tasks/{task['id']}/events", headers={"Last-Event-ID": str(before["last_event_id"] - 3)}
+        ) as response:
+            text = (await asyncio.wait_for(response.aread(), 10)).decode()
+        kinds = [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+        assert kinds == ["progress", "status", "end"]
+    finally:
+        await hub.stop()
+
+
+async def test_acknowledged_events_survive_kill_9(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    hub = Hub(tmp_path, db)
+    task = (await hub.client.post(f"{hub.api}/tasks", json={"name": "flood"})).json()
+    acknowledged: list[str] = []
+    seen_ids: list[int] = []
+
+    async def produce():
+        for i in range(100_000):
+            try:
+                r = await hub.client.post(f"{hub.api}/tasks/{task['id']}/events", json={"events": [log(f"line {i}")]})
+            except httpx.HTTPError:
+                return
+            if r.status_code != 204:
+                return
+            acknowledged.append(f"line {i}")
+
+    async def watch():
+        try:
+            async with hub.client.stream("GET", f"{hub.api}/tasks/{task['id']}/events") as response:
+                event_id = None
+                async for line in response.aiter_lines():
+                    if line.startswith("id: "):
+                        event_id = int(line[4:])
+                    elif line == "event: log":
+                        seen_ids.append(event_id)
+        except httpx.HTTPError:
+            return
+
+    producer, watcher = asyncio.ensure_future(produce()), asyncio.ensure_future(watch())
+    await wait_for(lambda: len(acknowledged) >= 300, 30, message="a flood under way")
+    os.kill(hub.process.pid, signal.SIGKILL)  # no shutdown, no flush: only what was committed
+    await asyncio.wait_for(asyncio.gather(producer, watcher), 20)
+    await hub.client.aclose()
+    hub.process.wait(10)
+
+    hub = Hub(tmp_path, db)
+    try:
+        stored = await hub_log(hub, task["id"])
+        assert stored[: len(acknowledged)] == acknowledged  # every acknowledged line, in order
+        assert len(stored) - len(acknowledged) <= 1  # at most the one whose answer was cut off
+        log_ids = {e["id"] for e in (await hub.client.get(f"{hub.api}/tasks/{task['id']}/log")).json()["events"]}
+        # Nothing a subscriber saw was forgotten.
+        assert seen_ids and set(seen_ids) <= log_ids
+    finally:
+        await hub.stop()
+
+
+async def test_running_tasks_fail_after_a_restart_unless_their_publisher_continues(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    hub = Hub(tmp_path, db)
+    abandoned = (await hub.client.post(f"{hub.api}/tasks", json={"name": "abandoned"})).json()
+    continued = (await hub.client.post(f"{hub.api}/tasks", json={"name": "continued"})).json()
+    for task in (abandoned, continued):
+        await hub.client.post(f"{hub.api}/tasks/{task['id']}/events", json={"events": [log("started")]})
+    await hub.stop()
+
+    hub = Hub(tmp_path, db)
+    try:
+        r = await hub.client.post(f"{hub.api}/tasks/{continued['id']}/events", json={"events": [log("still here")]})
+        assert r.status_code == 204
+
+        async def status(task_id):
+            return (await hub.client.get(f"{hub.api}/tasks/{task_id}")).json()["status"]
+
+        assert await _eventually(lambda: status(abandoned["id"]), "failed", 15)
+        snap = (await hub.client.get(f"{hub.api}/tasks/{abandoned['id']}")).json()
+        assert snap["error"]["type"] == "ServerStopped" and "server stopped" in snap["error"]["message"]
+        assert await status(continued["id"]) == "running"
+        assert await hub_log(hub, continued["id"]) == ["started", "still here"]
+    finally:
+        await hub.stop()
+
+
+async def _eventually(get, expected, timeout) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        if await get() == expected:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_the_file_stays_bounded_under_a_task_that_prints_forever(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    hub = Hub(tmp_path, db, "--TaskStreamApp.retention_events=200")
+    try:
+        task = (await hub.client.post(f"{hub.api}/tasks", json={"name": "chatty"})).json()
+        url = f"{hub.api}/tasks/{task['id']}/events"
+
+        async def flood(start, count):
+            for i in range(start, start + count, 100):
+                await hub.client.post(url, json={"events": [log(f"line {j} " + "x" * 200) for j in range(i, i + 100)]})
+
+        await flood(0, 5_000)
+        size_early = os.path.getsize(db) + os.path.getsize(f"{db}-wal")
+        await flood(5_000, 20_000)
+        size_late = os.path.getsize(db) + os.path.getsize(f"{db}-wal")
+        rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        assert rows <= 200 + 16 + 2  # retention on disk, plus the task's own status events
+        assert size_late < 2 * size_early, (size_early, size_late)  # pages are reused, not added
+        snap = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
+        # Kept: retention plus the trimming slack; the count trails the log by at most one batch.
+        assert 25_000 - 200 - 25 - 100 <= snap["log_dropped"] <= 25_000 - 200
+        lines = await hub_log(hub, task["id"])
+        assert lines[-1].startswith("line 24999 ")
+    finally:
+        await hub.stop()
+
+
+async def test_a_corrupt_database_does_not_stop_the_server(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    db.write_bytes(b"\x00garbage" * 1000)
+    hub = Hub(tmp_path, db)
+    try:
+        r = await hub.client.post(f"{hub.api}/tasks", json={"name": "works"})
+        assert r.status_code == 201
+        assert "unreadable" in hub.server_log()
+        assert any(".corrupt-" in p.name for p in tmp_path.iterdir())
+    finally:
+        await hub.stop()
+
+
+async def test_a_second_server_on_the_same_file_keeps_its_tasks_in_memory(tmp_path):
+    db = tmp_path / "tasks.sqlite"
+    first = Hub(tmp_path, db)
+    second = Hub(tmp_path, db)
+    try:
+        assert "another server uses the task database" in second.server_log()
+        r = await second.client.post(f"{second.api}/tasks", json={"name": "second's"})
+        assert r.status_code == 201
+        assert (await first.client.get(f"{first.api}/tasks")).json() == {"tasks": []}
+    finally:
+        await second.stop()
+        await first.stop()
+
+
+def test_store_choice_is_a_documented_type_trait():
+    from jupyter_taskstream.hub.app import TaskStreamApp
+    from jupyter_taskstream.hub.store import TaskStore
+
+    trait = TaskStreamApp.class_traits()["store"]
+    assert trait.klass is TaskStore and "MemoryStore" in trait.help
+    assert "Jupyter data directory" in TaskStreamApp.class_traits()["db_path"].help
+    assert TaskStreamApp.restart_grace_period.default_value == 30

@@ -1,0 +1,392 @@
+"""The runtime talking to a real hub in-process: publishing, commands, retries and shedding.
+
+The server runs on the test's event loop, so blocking runtime calls run in threads
+(``asyncio.to_thread``) and every wait is an async wait with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from jupyter_taskstream.hub import app
+from jupyter_taskstream.errors import TaskNotFound
+from jupyter_taskstream.kernel.publisher import ENV_SECRET, ENV_URL, Publisher
+from jupyter_taskstream.kernel.runtime import Runtime
+from jupyter_taskstream.kernel.config import RuntimeConfig
+
+from ..conftest import wait_for
+
+pytestmark = pytest.mark.timeout(60)
+API = "taskstream/api"
+KERNEL = "kernel-under-test"
+
+
+@pytest.fixture
+def taskstream_config() -> dict:
+    # The kernel id here names no real kernel: keep the hub's liveness check from failing its tasks.
+    return {"heartbeat_interval": 0.5, "retry_ms": 100, "kernel_check_interval": 600}
+
+
+@pytest.fixture
+def hub_runtime(jp_serverapp, api_url):
+    """Make runtimes that publish to the test server; close them in the test with `close`."""
+    secret = jp_serverapp.web_app.settings["taskstream_secret"]
+    made = []
+
+    def make(**kwargs) -> Runtime:
+        publisher = Publisher(api_url, secret, KERNEL, backoff_max=0.2)
+        runtime = Runtime(
+            RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, namespace={}, **kwargs
+        )
+        made.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in made:  # the server's loop no longer runs here: do not wait for it
+        runtime.close(0.1)
+
+
+async def close(runtime: Runtime) -> None:
+    await asyncio.to_thread(runtime.close, 5)
+
+
+def shown_ended(registry, task_id) -> bool:
+    """The task has ended as readers see it: stored and shown, its log complete."""
+    try:
+        return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
+    except KeyError:
+        return False
+
+
+def hub_task(registry, task_id):
+    try:
+        return registry.get(task_id)
+    except TaskNotFound:
+        return None
+
+
+async def hub_log(client, task_id) -> list[str]:
+    """Every retained log line of a task, paging through the polling endpoint."""
+    texts, after = [], 0
+    while True:
+        body = (await client.get(f"{API}/tasks/{task_id}/log", params={"after": after})).json()
+        if not body["events"]:
+            return texts
+        texts += [e["data"]["text"] for e in body["events"]]
+        after = body["events"][-1]["id"]
+
+
+async def test_a_task_reaches_the_hub_with_progress_log_and_status(hub_runtime, registry, client):
+    rt = hub_runtime()
+
+    def work():
+        with rt.task("train", total=50) as t:
+            for i in rt.progress(range(50)):
+                print(f"line {i}")
+            t.set(message="done")
+        return t.id
+
+    task_id = await asyncio.to_thread(work)
+    await wait_for(lambda: shown_ended(registry, task_id), message="task ends in the hub")
+    snap = (await client.get(f"{API}/tasks/{task_id}")).json()
+    assert snap["status"] == "completed" and snap["kernel_id"] == KERNEL and snap["message"] == "done"
+    assert snap["progress"]["current"] == 50 and snap["progress"]["total"] == 50
+    assert await hub_log(client, task_id) == [f"line {i}" for i in range(50)]
+    await close(rt)
+
+
+async def test_a_failure_reaches_the_hub_with_its_traceback(hub_runtime, registry):
+    rt = hub_runtime()
+
+    def explode():
+        raise RuntimeError("kaboom")
+
+    t = rt.run(explode)
+    await wait_for(lambda: shown_ended(registry, t.id))
+    hub = registry.get(t.id)
+    assert hub.status == "failed" and hub.error["type"] == "RuntimeError"
+    assert "kaboom" in hub.error["message"] and "in explode" in hub.error["traceback"]
+    await close(rt)
+
+
+async def test_many_lines_arrive_in_order_and_the_tail_is_right(hub_runtime, registry, client):
+    rt = hub_runtime()
+
+    def chatty():
+        for i in range(20_000):
+            print(f"n={i}")
+
+    t = rt.run(chatty)
+    await wait_for(lambda: shown_ended(registry, t.id), timeout=30)
+    texts = await hub_log(client, t.id)
+    assert texts[-1] == "n=19999" and len(texts) >= registry.retention_events - 100
+    assert texts == [f"n={i}" for i in range(20_000 - len(texts), 20_000)]  # ordered, none lost
+    assert rt.publisher.dropped_lines == 0
+    await close(rt)
+
+
+@pytest.mark.parametrize(
+    "taskstream_config",
+    [{"heartbeat_interval": 0.5, "retry_ms": 100, "kernel_check_interval": 600, "retention_events": 100_000}],
+)
+async def test_a_burst_of_prints_reaches_the_hub_whole_and_in_order(hub_runtime, registry, client):
+    """Case 2 of issue 6 as a contract: every line of a burst, in order, none shed."""
+    rt = hub_runtime()
+    n = 60_000
+
+    def burst():
+        with rt.task("burst") as t:
+            for i in range(n):
+                print("line", i, "of the burst")
+                if i % 10_000 == 0:
+                    print("checkpoint", i, file=sys.stderr)
+        return t
+
+    t = await asyncio.to_thread(burst)
+    await wait_for(lambda: shown_ended(registry, t.id), timeout=60, message="the burst's task ends")
+    events, after = [], 0
+    while True:
+        body = (await client.get(f"{API}/tasks/{t.id}/log", params={"after": after})).json()
+        if not body["events"]:
+            break
+        events += [(e["data"]["stream"], e["data"]["text"]) for e in body["events"]]
+        after = body["events"][-1]["id"]
+    expected = []
+    for i in range(n):
+        expected.append(("stdout", f"line {i} of the burst"))
+        if i % 10_000 == 0:
+            expected.append(("stderr", f"checkpoint {i}"))
+    assert events == expected
+    assert rt.publisher.dropped_lines == 0 and rt.publisher.sent_events >= len(expected)
+    assert registry.snapshot(t.id)["log_dropped"] == 0
+    await close(rt)
+
+
+async def test_rest_cancel_reaches_a_cooperative_and_a_tight_task(hub_runtime, registry, client):
+    rt = hub_runtime()
+    assert rt.connect_hub()
+    await wait_for(rt.commands.connected.is_set, message="command stream open")
+
+    def cooperative():
+        for _ in rt.progress(iter(int, 1)):  # endless
+            pass
+
+    def tight():
+        while True:
+            pass
+
+    tasks = [rt.run(cooperative), rt.run(tight)]
+    for t in tasks:
+        await wait_for(lambda t=t: (h := hub_task(registry, t.id)) and h.status == "running")
+        r = await client.post(f"{API}/tasks/{t.id}/cancel")
+        assert r.status_code == 202 and r.json()["cancel_requested"] is True
+    for t in tasks:
+        await wait_for(lambda t=t: t.done, message=f"{t.name} stops")
+        await wait_for(lambda t=t: shown_ended(registry, t.id))
+        assert t.status == "cancelled" and registry.get(t.id).status == "cancelled"
+    await close(rt)
+
+
+async def test_a_local_cancel_is_visible_in_the_hub_before_the_task_ends(hub_runtime, registry):
+    rt = hub_runtime()
+    gate = threading.Event()
+
+    def stubborn():
+        gate.wait(10)  # a blocking call: the cancel lands at the next step after it returns
+        rt.current().update()
+
+    task = rt.run(stubborn)
+    await wait_for(lambda: (h := hub_task(registry, task.id)) and h.status == "running")
+    task.cancel()
+    await wait_for(lambda: registry.get(task.id).cancel_requested, message="the hub to see the request")
+    assert registry.get(task.id).status == "running"
+    gate.set()
+    await wait_for(lambda: registry.get(task.id).status == "cancelled", message="the task to end")
+    await close(rt)
+
+
+async def test_start_command_runs_code_as_that_task(hub_runtime, registry, client):
+    namespace = {}
+    rt = hub_runtime()
+    rt._namespace = namespace
+    assert rt.connect_hub()
+    # Over the command stream, as the hub sends it:
+    started = registry.start_in_kernel(KERNEL, "started", "x = 6 * 7\nprint(x)")
+    await wait_for(lambda: shown_ended(registry, started.id), message="started task ends")
+    assert registry.get(started.id).status == "completed" and namespace["x"] == 42
+    assert await hub_log(client, started.id) == ["42"] and rt.get(started.id).name == "started"
+    # Driven directly, with code that fails: the traceback shows the started code's line.
+    pending = registry.create("direct", kernel_id=KERNEL)
+    rt.handle_command("start", {"task": pending.id, "name": "direct", "code": "y = 1\nraise ValueError('nope')"})
+    await wait_for(lambda: shown_ended(registry, pending.id))
+    error = registry.get(pending.id).error
+    assert error["type"] == "ValueError" and "raise ValueError('nope')" in error["traceback"]
+    await close(rt)
+
+
+# ---- the sender on its own: retries, refusals, shedding, no hub ---------------------------------
+
+
+class _RecordingHub(BaseHTTPRequestHandler):
+    """A tiny real HTTP endpoint answering with a scripted list of status codes."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        server.bodies.append((self.path, self.headers.get("X-TaskStream-Secret"), body))
+        status = server.script.pop(0) if server.script else 204
+        payload = json.dumps({"message": "events[0].type must be one of status"}).encode() if status == 400 else b""
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording_hub():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHub)
+    server.bodies, server.script = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub):
+    recording_hub.script = [503]
+    url = f"http://127.0.0.1:{recording_hub.server_port}/a%40b/taskstream/api"
+    pub = Publisher(url, "s3cret", "k", backoff_initial=0.01)
+    pub.task_spec({"id": "t1", "name": "x", "total": None, "unit": "it", "kernel_id": "k"})
+    pub.event("t1", "status", {"status": "running"})
+    assert pub.flush(5)
+    pub.event("t1", "log", {"stream": "stdout", "text": "hi"})
+    assert pub.flush(5)
+    pub.close()
+    (p1, secret, first), (_, _, retry), (_, _, nxt) = recording_hub.bodies
+    assert p1 == "/a%40b/taskstream/api/events" and secret == "s3cret"
+    assert first == retry and first["tasks"][0]["id"] == "t1" and first["events"][0]["type"] == "status"
+    assert nxt["seq"] == first["seq"] + 1 and nxt["publisher"] == first["publisher"]
+
+
+def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None, max_batch_events=100)
+    pub.log_lines("t", "stdout", [f"a{i}" for i in range(150)])
+    pub.log_lines("t", "stdout", [f"b{i}" for i in range(30)])
+    pub.event("t", "status", {"status": "running"})
+    pub.log_lines("t", "stderr", ["c"])
+    assert pub.flush(5)
+    pub.close()
+    sent = [e for _, _, body in recording_hub.bodies for e in body["events"]]
+    bodies = [body for _, _, body in recording_hub.bodies]
+    counts = [sum(len(e["data"].get("lines", [0])) for e in body["events"]) for body in bodies]
+    assert all(c <= 100 for c in counts) and sum(counts) == 182
+    lines = [(e["data"]["stream"], line) for e in sent if e["type"] == "log" for line in e["data"]["lines"]]
+    expected = [("stdout", f"a{i}") for i in range(150)] + [("stdout", f"b{i}") for i in range(30)]
+    expected.append(("stderr", "c"))
+    assert lines == expected and pub.sent_events == 182
+    assert max(len(e["data"].get("lines", ())) for e in sent) == 100  # a batch of lines is one event
+
+
+def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hub):
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None, max_batch_bytes=1000)
+    written = [str(i) * 300 for i in range(10)] + ["x" * 5000, "y"]
+    pub.log_lines("t", "stdout", written)
+    assert pub.flush(5)
+    pub.close()
+    bodies = [body for _, _, body in recording_hub.bodies]
+    batches = [[line for e in body["events"] for line in e["data"]["lines"]] for body in bodies]
+    assert [line for batch in batches for line in batch] == written
+    assert ["x" * 5000] in batches and all(sum(map(len, b)) <= 1000 for b in batches if "x" * 5000 not in b)
+
+
+def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
+    pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200)
+    pub._thread = threading.current_thread()  # never start the sender: what is queued stays queued
+    for b in range(10):
+        pub.log_lines("t", "stdout", [f"{b}.{i}" for i in range(50)])
+    queued = [line for _, p in pub._queue for line in p["data"]["lines"]]
+    assert len(queued) <= 200 and pub.dropped_lines == 500 - len(queued)
+    written = [f"{b}.{i}" for b in range(10) for i in range(50)]
+    assert queued[-1] == "9.49" and queued == written[-len(queued) :]
+    assert len(pub._queue) + pub._extra_lines == len(queued)
+
+
+@pytest.fixture(autouse=True)
+def runtime_log(caplog):
+    """pytest's log capture on the runtime's own logger, which does not propagate to the root."""
+    logger = logging.getLogger("jupyter_taskstream")
+    logger.addHandler(caplog.handler)
+    yield
+    logger.removeHandler(caplog.handler)
+
+
+def warnings_seen(capfd, caplog) -> str:
+    """What report_once said: on the ``jupyter_taskstream`` logger (and stderr outside a kernel)."""
+    return capfd.readouterr().err + caplog.text
+
+
+def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd, caplog):
+    recording_hub.script = [400, 400]
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    for i in range(3):
+        pub.event("t", "log", {"stream": "stdout", "text": str(i)})
+        assert pub.flush(5)
+    pub.close()
+    assert len(recording_hub.bodies) == 3  # no retries of a 400
+    err = warnings_seen(capfd, caplog)
+    assert err.count("refused a batch") == 1 and "events[0].type" in err
+
+
+def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd, caplog):
+    pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200, backoff_initial=0.01, backoff_max=0.05)
+    pub.task_spec({"id": "t", "name": "x", "total": 10, "unit": "it", "kernel_id": None})
+    pub.event("t", "status", {"status": "running"})
+    for i in range(1000):
+        pub.event("t", "log", {"stream": "stdout", "text": f"line {i}"})
+        pub.event("t", "progress", {"current": i})
+    pub.event("t", "status", {"status": "completed"})
+    queued = list(pub._queue)
+    pub.close(0.2)
+    assert len(queued) <= 200 and pub.dropped_lines > 0
+    kinds = [(k, p["type"] if k == "event" else None) for k, p in queued]
+    assert ("event", "status") in kinds and kinds[-1] == ("event", "status")
+    progress = [p["data"]["current"] for k, p in queued if k == "event" and p["type"] == "progress"]
+    assert progress[-1] == 999
+    texts = [p["data"]["text"] for k, p in queued if k == "event" and p["type"] == "log"]
+    assert texts[-1] == "line 999" and texts == sorted(texts, key=lambda t: int(t.split()[1]))
+    err = warnings_seen(capfd, caplog)
+    assert err.count("dropping the oldest") == 1 and err.count("cannot reach the hub") <= 1
+
+
+def test_without_the_hand_off_nothing_is_started(monkeypatch):
+    monkeypatch.delenv(ENV_URL, raising=False)
+    monkeypatch.delenv(ENV_SECRET, raising=False)
+    before = {t.name for t in threading.enumerate()}
+    rt = Runtime(kernel_id="k")
+    with rt.task("local") as t:
+        t.update()
+    assert rt.publisher is None and rt.commands is None and t.status == "completed"
+    started = {t.name for t in threading.enumerate()} - before
+    assert not {"taskstream-publisher", "taskstream-commands"} & started
+    rt.close()
+
+
+def test_the_hand_off_names_match_the_server_side():
+    assert (ENV_URL, ENV_SECRET) == (app.ENV_URL, app.ENV_SECRET)
+    pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
+    assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
+    assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None

@@ -1,0 +1,129 @@
+"""The shared task model: validation that names fields, and the snapshot shape."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from jupyter_taskstream.errors import TaskFinished, ValidationError
+from jupyter_taskstream.protocol import TaskState, iso_time, new_task_id, validate_event, validate_task_spec
+
+SNAPSHOT_KEYS = {
+    "id", "name", "status", "progress", "message", "kernel_id", "created", "started",
+    "finished", "error", "cancel_requested", "last_event_id", "log_dropped",
+}  # fmt: skip
+
+
+def test_new_task_id_is_short_url_safe_and_random():
+    ids = {new_task_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{7,15}", i) for i in ids)  # never a leading '-'
+
+
+def test_iso_time_is_utc_with_z():
+    assert iso_time(0) == "1970-01-01T00:00:00.000000Z"
+    assert iso_time(None) is None
+
+
+@pytest.mark.parametrize(
+    ("etype", "data", "field"),
+    [
+        ("nope", {}, "events[0].type"),
+        ("progress", [], "events[0].data"),
+        ("progress", {}, "events[0].data.current"),
+        ("progress", {"current": "3"}, "events[0].data.current"),
+        ("progress", {"current": True}, "events[0].data.current"),
+        ("progress", {"current": -1}, "events[0].data.current"),
+        ("progress", {"current": 1, "total": "x"}, "events[0].data.total"),
+        ("progress", {"current": 1, "rate": float("inf")}, "events[0].data.rate"),
+        ("progress", {"current": 1, "bogus": 1}, "events[0].data.bogus"),
+        ("log", {"text": 3}, "events[0].data.text"),
+        ("log", {"text": "x", "stream": "stdin"}, "events[0].data.stream"),
+        ("log", {"lines": "a\nb"}, "events[0].data.lines"),
+        ("log", {"lines": []}, "events[0].data.lines"),
+        ("log", {"lines": ["a", 2]}, "events[0].data.lines[1]"),
+        ("log", {"lines": ["a"], "text": "b"}, "events[0].data.lines"),
+        ("log", {"lines": ["a"], "stream": "stdin"}, "events[0].data.stream"),
+        ("status", {"status": "done"}, "events[0].data.status"),
+        ("status", {"status": "failed", "error": "boom"}, "events[0].data.error"),
+        ("status", {"status": "failed", "error": {"type": 1}}, "events[0].data.error.type"),
+    ],
+)
+def test_validate_event_names_the_field(etype, data, field):
+    with pytest.raises(ValidationError) as info:
+        validate_event(etype, data, "events[0]")
+    assert info.value.field == field
+    assert str(info.value).startswith(field)
+
+
+def test_validate_event_normalizes():
+    assert validate_event("log", {"text": "hi"}) == ("log", {"stream": "stdout", "text": "hi"})
+    assert validate_event("log", {"lines": ["a", ""]}) == ("log", {"stream": "stdout", "lines": ["a", ""]})
+    assert validate_event("progress", {"current": 2, "total": None}) == ("progress", {"current": 2, "total": None})
+    _, data = validate_event("status", {"status": "failed", "error": {"message": "x"}})
+    assert data["error"] == {"type": "Error", "message": "x", "traceback": ""}
+
+
+def test_validate_task_spec():
+    assert validate_task_spec({"name": "a", "total": 3}, "", require_id=False) == {
+        "name": "a", "total": 3, "unit": "it",
+    }  # fmt: skip
+    for body, field in [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": "a", "total": -2}, "total"),
+        ({"name": "a", "extra": 1}, "extra"),
+        ({"name": "a", "id": "no spaces"}, "id"),
+        ([], "body"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            validate_task_spec(body, "", require_id=False)
+        assert info.value.field == field
+
+
+def test_snapshot_shape_and_progress_math():
+    task = TaskState("t1", "job", now=100.0, total=10)
+    snap = task.snapshot()
+    assert set(snap) == SNAPSHOT_KEYS
+    assert snap["status"] == "pending" and snap["started"] is None
+    assert snap["progress"] == {"current": 0, "total": 10, "fraction": 0.0, "unit": "it", "rate": None, "eta": None}
+    task.apply("progress", {"current": 2}, 101.0)
+    assert task.status == "running" and task.started == 101.0
+    task.apply("progress", {"current": 4}, 102.0)  # 2 items in 1 s
+    p = task.progress()
+    assert p["fraction"] == pytest.approx(0.4)
+    assert p["rate"] == pytest.approx(2.0)
+    assert p["eta"] == pytest.approx(3.0)
+    task.apply("progress", {"current": 5, "rate": 10.0}, 103.0)  # the publisher's rate wins
+    assert task.progress()["rate"] == 10.0 and task.progress()["eta"] == pytest.approx(0.5)
+
+
+def test_terminal_status_is_final():
+    task = TaskState("t1", "job", now=0.0)
+    task.apply("status", {"status": "failed", "error": {"type": "E", "message": "m", "traceback": "tb"}}, 5.0)
+    assert task.terminal and task.finished == 5.0
+    assert task.snapshot()["error"]["traceback"] == "tb"
+    with pytest.raises(TaskFinished, match="already finished"):
+        task.apply("log", {"stream": "stdout", "text": "late"}, 6.0)
+
+
+def test_zero_total_and_unknown_total_fraction():
+    task = TaskState("t", "n", now=0.0, total=0)
+    assert task.progress()["fraction"] == 0.0
+    task.apply("status", {"status": "completed"}, 1.0)
+    assert task.progress()["fraction"] == 1.0
+    assert TaskState("u", "n", now=0.0).progress()["fraction"] is None
+
+
+def test_status_events_can_carry_a_cancel_request_and_never_go_backwards():
+    _, data = validate_event("status", {"status": "running", "cancel_requested": True})
+    with pytest.raises(ValidationError) as info:
+        validate_event("status", {"status": "running", "cancel_requested": False}, "e")
+    assert info.value.field == "e.data.cancel_requested"
+    task = TaskState("t", "n", now=0.0)
+    task.apply("status", data, 1.0)
+    assert task.cancel_requested and task.status == "running"
+    task.apply("status", {"status": "pending"}, 2.0)
+    assert task.status == "running"
