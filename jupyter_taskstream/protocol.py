@@ -479,6 +479,7 @@ class TaskState:
             "finished": iso_time(self.finished),
             "error": self.error,
             "cancel_requested": self.cancel_requested,
+            "display_status": display_status(self.status, self.cancel_requested),
             "last_event_id": self.last_event_id,
             "log_dropped": self.log_dropped,
         }

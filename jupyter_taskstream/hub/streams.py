@@ -313,7 +313,7 @@ class AllEventsHandler(EventStreamHandler):
         "publisher": str?, "seq": int?}``; a repeated ``(publisher, seq)`` is a retry and is
         ignored. Events for finished or unknown tasks are skipped: 200 ``{"skipped": {id: why}}``.
         """
-        body = body_object(self.json_body(), ("tasks", "events", "publisher", "seq"))
+        body = body_object(self.json_body(), ("tasks", "events", "publisher", "seq", "protocol"))
         specs_raw = body.get("tasks", [])
         if not isinstance(specs_raw, list):
             raise ValidationError("tasks", "must be an array")
