@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .context import current_task
 from ..errors import ValidationError
+from .bars import Bar
 from .task import Task, check_count, check_unit
 
 if TYPE_CHECKING:
@@ -46,11 +47,16 @@ class _Loop:
 
     __slots__ = (
         "check_at", "stride", "last_n", "last_t", "task", "owned", "runtime", "total", "desc", "unit", "frame", "size",
-        "left",
+        "left", "bar", "leave",
     )  # fmt: skip
 
-    def __init__(self, runtime: Runtime, total: float | None, desc: str | None, unit: str, frame: FrameType | None):
+    def __init__(
+        self, runtime: Runtime, total: float | None, desc: str | None, unit: str, frame: FrameType | None, leave: bool
+    ):
         self.runtime = runtime
+        self.leave = leave
+        #: The child bar this loop counts on, when it runs inside a task whose main bar is driven.
+        self.bar: Bar | None = None
         self.total = total
         self.desc = desc
         self.unit = unit
@@ -66,12 +72,13 @@ class _Loop:
         self.left: Callable[[], int] | None = None
 
     def claim(self) -> None:
-        """Drive the current task if no other loop does; else start a task of our own."""
+        """Drive the current task's main bar if nothing does; else count on a child bar of it;
+        outside any task, start a task of our own."""
         parent = current_task.get()
         task = None
         if parent is not None and not parent._closed:
             with parent._lock:
-                if parent._driver is None and not parent._closed:
+                if parent._driver is None and not parent._main_touched and not parent._closed:
                     parent._driver = self
                     state = parent._state
                     state.current = 0
@@ -81,6 +88,12 @@ class _Loop:
                     if self.desc:
                         state.message = self.desc
                     task = parent
+        if task is None and parent is not None and not parent._closed:
+            bar = parent.bars.open(self.desc or "", self.total, self.unit, self.leave)
+            if self.left is not None:
+                bar.source = self._sample_bar
+            bar.enter()
+            self.bar, task = bar, parent
         if task is None:
             task = Task(self.desc or "progress", self.total, self.unit, runtime=self.runtime)
             task._driver = self
@@ -102,7 +115,9 @@ class _Loop:
     def checkpoint(self, n: int) -> None:
         """Every ``stride`` items: publish the count, honour a cancel, pick the next stride."""
         task = self.task
-        if self.left is None:
+        if self.bar is not None:
+            self.bar.current = n
+        elif self.left is None:
             task._state.current = n  # type: ignore[union-attr]
         else:
             # The pump stores the live position too: never step back behind it.
@@ -119,6 +134,11 @@ class _Loop:
         self.stride = min(stride, self.stride * _MAX_GROWTH)
         self.last_t, self.last_n = now, n
         self.check_at = n + self.stride
+
+    def _sample_bar(self, bar: Bar) -> None:
+        """A child sequence loop's live count (the sampler's read of its bar)."""
+        if self.left is not None:
+            bar.current = max(self.size - self.left() - 1, bar.current)
 
     def sample(self) -> None:
         """Store a sequence loop's live count (task lock held; any thread may call it)."""
@@ -140,6 +160,12 @@ class _Loop:
         """The loop is over: store the final count; end the task if it was ours."""
         task = self.task
         if task is None:
+            return
+        bar = self.bar
+        if bar is not None:
+            bar.source = None
+            bar.current = n
+            task.bars.close(bar)
             return
         with task._lock:
             if not task._closed:
@@ -209,6 +235,7 @@ def iterate(
     desc: str | None = None,
     unit: str = "it",
     frame: FrameType | None = None,
+    leave: bool = False,
 ) -> Iterator:
     """Validate the arguments now and return the counting generator (see `jupyter_taskstream.progress`)."""
     check_count(total, "total", nullable=True)
@@ -225,7 +252,7 @@ def iterate(
             pass
     if total is None:
         total = size
-    loop = _Loop(runtime, total, desc, unit, frame or sys._getframe(1))
+    loop = _Loop(runtime, total, desc, unit, frame or sys._getframe(1), leave)
     if size is not None and type(iterable) in _SEQUENCES:
         return chain.from_iterable(_sequence_strides(loop, iterable, size))  # type: ignore[arg-type]
     return _drive(loop, iterable)

@@ -116,10 +116,15 @@ class Runtime:
         return Task(name, total, unit, runtime=self)
 
     def progress(
-        self, iterable: Iterable, total: float | None = None, desc: str | None = None, unit: str = "it"
+        self,
+        iterable: Iterable,
+        total: float | None = None,
+        desc: str | None = None,
+        unit: str = "it",
+        leave: bool = False,
     ) -> Iterator:
         """Iterate ``iterable`` while counting into the current task (see `jupyter_taskstream.progress`)."""
-        return iterate(self, iterable, total, desc, unit, sys._getframe(1))
+        return iterate(self, iterable, total, desc, unit, sys._getframe(1), leave)
 
     def run(self, fn: Callable, /, *args: Any, name: str | None = None, **kwargs: Any) -> Task:
         """Run ``fn(*args, **kwargs)`` as a task in a background thread (see `jupyter_taskstream.run`)."""
@@ -401,7 +406,9 @@ def task(name: str | Callable, total: float | None = None, unit: str = "it") -> 
     return default_runtime().task(name, total, unit)
 
 
-def progress(iterable: Iterable, total: float | None = None, desc: str | None = None, unit: str = "it") -> Iterator:
+def progress(
+    iterable: Iterable, total: float | None = None, desc: str | None = None, unit: str = "it", leave: bool = False
+) -> Iterator:
     """Iterate ``iterable``, counting each item into the current task (like tqdm).
 
     Parameters
@@ -415,16 +422,20 @@ def progress(iterable: Iterable, total: float | None = None, desc: str | None = 
         driven task's message.
     unit : str
         What is counted.
+    leave : bool
+        For a child bar (a loop nested in another one of the same task): keep it, closed,
+        in the views once the loop ends. By default it disappears.
 
     Returns
     -------
     iterator
-        A generator. Inside a task that no other loop drives, it drives that task (its
-        count restarts at 0). Outside a task, or nested in another progress() loop, it
-        makes a task of its own that ends when the loop does. Raises `TaskCancelled` at
-        the next step after the task is cancelled.
+        A generator. Inside a task whose main bar nothing drives yet, it drives the main
+        bar (its count restarts at 0). Inside a task whose main bar is driven (an outer
+        loop, ``update()``/``set()``, a tqdm bar), it counts on a child bar of the innermost
+        open bar: one task, nested bars. Outside a task it makes a task of its own that ends
+        when the loop does. Raises `TaskCancelled` at the next step after the task is cancelled.
     """
-    return iterate(default_runtime(), iterable, total, desc, unit, sys._getframe(1))
+    return iterate(default_runtime(), iterable, total, desc, unit, sys._getframe(1), leave)
 
 
 def run(fn: Callable, /, *args: Any, name: str | None = None, **kwargs: Any) -> Task:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from . import interrupt
 from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, no_run_over, split_runs
+from .bars import Bar, BarSet
 from .context import current_task
 from ..errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
 from ..protocol import TaskState, new_task_id, validate_name, validate_task_id
@@ -128,7 +129,10 @@ class Task:
         self._last_stream = "stdout"
         self._watchers: list[_Watcher] = []
         self._children: list[Task] = []
-        self._driver: Any = None  # the progress loop counting for this task, if any
+        self._driver: Any = None  # what drives the main bar: a progress loop or a library's bar
+        #: True once the task's code set the count itself (update/set): later bars are children.
+        self._main_touched = False
+        self._bars: BarSet | None = None
         self._thread_id: int | None = None
         self._entry_frame: FrameType | None = None
         self._asyncio_task: Any = None
@@ -193,6 +197,10 @@ class Task:
             snap["log"] = self._log_tail()
             snap["partial"] = self._buffers[self._last_stream].peek()
             snap["elapsed"] = self._elapsed()
+        bars = self._bars
+        if bars is not None:
+            bars.refresh()
+        snap["bars"] = bars.visible() if bars is not None else []
         return snap
 
     def watch(self, callback: Callable[[dict], Any]) -> Callable[[], None]:
@@ -223,6 +231,7 @@ class Task:
             raise self._cancelled_error()
         if type(n) is not int or n < 0:
             check_count(n, "n")
+        self._main_touched = True
         with self._lock:
             self._state.current += n
 
@@ -234,6 +243,8 @@ class Task:
         check_count(total, "total", nullable=True)
         if message is not None and not isinstance(message, str):
             raise ValidationError("message", f"must be a string, not {type(message).__name__}")
+        if current is not None:
+            self._main_touched = True
         with self._lock:
             if current is not None:
                 self._state.current = current
@@ -249,6 +260,58 @@ class Task:
         with self._lock:
             self._split_output()  # lines printed before stay before
             self._add_lines("stdout", text.rstrip("\n").split("\n"))
+
+    @property
+    def bars(self) -> BarSet:
+        """The task's child bars (nested loops, tqdm and rich bars inside the task)."""
+        bars = self._bars
+        if bars is None:
+            with self._lock:
+                if self._bars is None:
+                    self._bars = BarSet(self)
+                bars = self._bars
+        return bars
+
+    def open_bar(
+        self,
+        desc: str | None = None,
+        total: float | None = None,
+        unit: str = "it",
+        leave: bool = True,
+        source: Callable[[Any], None] | None = None,
+    ) -> Bar | MainBar:
+        """A bar of this task: the main bar when nothing drives it yet, else a child bar.
+
+        ``source(bar)`` refreshes the bar's ``current``/``total``/``desc``/``unit``/``postfix``
+        from the object that drives it; the runtime calls it when it samples (10/s) and once
+        at `close_bar`. Close the bar with `close_bar`.
+        """
+        with self._lock:
+            if self._driver is None and not self._main_touched and not self._closed:
+                main = MainBar(self, source)
+                self._driver = main
+                state = self._state
+                state.current = 0
+                if total is not None:
+                    state.total = total
+                state.unit = unit
+                if desc:
+                    state.message = desc
+                return main
+        bar = self.bars.open(desc or "", total, unit, leave)
+        bar.source = source
+        bar.enter()
+        return bar
+
+    def close_bar(self, bar: Bar | MainBar) -> None:
+        """End a bar from `open_bar`: the main bar keeps its final count; a child closes."""
+        if isinstance(bar, MainBar):
+            with self._lock:
+                bar.sample()
+                if self._driver is bar:
+                    self._driver = None
+            return
+        self.bars.close(bar)
 
     # ---- what the caller of a task uses ------------------------------------------------
 
@@ -383,9 +446,14 @@ class Task:
         self._close_interrupts()
         runtime = self._resolve_runtime()
         status, message, error = _outcome(exc)
+        if self._bars is not None and not self._closed:
+            self._bars.close_all()  # loops left by an exception: their last counts go out below
         with self._lock:
             if self._closed:
                 return False
+            driver = self._driver
+            if driver is not None and driver.left is None:
+                driver.nudge(runtime.clock())  # a library's main bar: its final count
             self._closed = True  # from here on, writes in this context go to the real streams
             self._output.open = False
             self._split_output()
@@ -551,10 +619,13 @@ class Task:
         """Send progress to the hub if it changed since last time (lock held)."""
         state = self._state
         key = (state.current, state.total, state.message, state.unit)
-        if self._pub is None or (key == self._published and not force):
+        bars = self._bars.changes() if self._bars is not None and self._pub is not None else None
+        if self._pub is None or (key == self._published and not force and not bars):
             return
         self._published = key
         data: dict[str, Any] = {"current": max(state.current, 0), "total": state.total, "unit": state.unit}
+        if bars:
+            data["bars"] = bars
         if state.message:
             data["message"] = state.message
         if state.rate is not None:
@@ -566,9 +637,11 @@ class Task:
     def _view_key(self) -> tuple:
         """What a watcher would see change (lock held)."""
         s = self._state
+        bars = self._bars
         return (
             s.status, self._cancel_requested, s.current, s.total, s.message, s.rate,
             self._log_count, self._buffers[self._last_stream].partial,
+            None if bars is None else tuple((b.id, b.current, b.total, b.desc, b.closed) for b in list(bars._bars.values())),
         )  # fmt: skip
 
     def _tick(self, now: float, min_gap: float) -> list[tuple[_Watcher, dict]]:
@@ -584,6 +657,8 @@ class Task:
                 driver = self._driver
                 if driver is not None:
                     driver.nudge(now)  # first: a strided loop's live count goes into this sample
+                if self._bars is not None:
+                    self._bars.sample(now)
                 self._measure(now)
                 if now - self._published_at >= min_gap:
                     self._published_at = now
@@ -607,6 +682,44 @@ class Task:
         if not self._state.terminal:
             return True
         return any(not w.final for w in self._watchers)
+
+
+class MainBar:
+    """A library's bar (tqdm, rich) driving a task's main bar, read through its ``source``."""
+
+    __slots__ = ("task", "source", "current", "total", "desc", "unit", "postfix")
+    #: Not a sequence loop (the loop driver's interface, which the task reads).
+    left = None
+
+    def __init__(self, task: Task, source: Callable[[Any], None] | None):
+        self.task = task
+        self.source = source
+        self.current: float = 0
+        self.total: float | None = task._state.total
+        self.desc = ""
+        self.unit = task._state.unit
+        self.postfix = ""
+
+    def sample(self) -> None:
+        """Copy the library's count into the task (task lock held)."""
+        if self.source is None:
+            return
+        try:
+            self.source(self)
+        except Exception:  # the library object went away mid-read: keep the last values
+            return
+        state = self.task._state
+        state.current = self.current
+        state.total = self.total
+        if self.unit:
+            state.unit = self.unit
+        message = f"{self.desc} {self.postfix}".strip() if self.postfix else self.desc
+        if message:
+            state.message = message
+
+    def nudge(self, now: float) -> None:
+        """The sampler's visit (task lock held)."""
+        self.sample()
 
 
 def _outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:
