@@ -290,8 +290,10 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
             out["error"] = _error(data["error"], f"{f}.error")
         return etype, out
     if etype == "progress":
-        _check_keys(data, ("current", "total", "unit", "message", "rate", "eta"), f)
+        _check_keys(data, ("current", "total", "unit", "message", "rate", "eta", "bars"), f)
         out = {"current": _number(data, "current", f"{f}.current", required=True, minimum=0)}
+        if "bars" in data:
+            out["bars"] = validate_bars(data["bars"], f"{f}.bars")
         if "total" in data:
             out["total"] = _number(data, "total", f"{f}.total", nullable=True, minimum=0)
         for key in ("unit", "message"):
@@ -318,6 +320,50 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
         if not isinstance(line, str):
             raise ValidationError(f"{f}.lines[{i}]", "must be a string")
     return etype, {"stream": stream, "lines": lines}
+
+
+#: A child bar's fields (see README's event table); the main bar is the task's ``progress``.
+BAR_FIELDS = ("id", "parent", "desc", "current", "total", "unit", "rate", "eta", "postfix", "leave", "closed")
+#: Child bars a task keeps at most; the oldest closed ones are forgotten first.
+MAX_BARS = 100
+_BAR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def validate_bars(value: Any, field: str) -> list[dict]:
+    """Validate the ``bars`` of a progress event: child bars that changed, each with its ``id``."""
+    if not isinstance(value, list) or len(value) > MAX_BARS:
+        raise ValidationError(field, f"must be an array of at most {MAX_BARS} bars")
+    out = []
+    for i, bar in enumerate(value):
+        f = f"{field}[{i}]"
+        if not isinstance(bar, dict):
+            raise ValidationError(f, "must be an object")
+        _check_keys(bar, BAR_FIELDS, f)
+        if not isinstance(bar.get("id"), str) or not _BAR_ID_RE.match(bar["id"]):
+            raise ValidationError(f"{f}.id", "must be 1-32 characters of letters, digits, '-' or '_'")
+        item: dict = {"id": bar["id"]}
+        if bar.get("parent") is not None:
+            if not isinstance(bar["parent"], str) or not _BAR_ID_RE.match(bar["parent"]):
+                raise ValidationError(f"{f}.parent", "must be a bar id or null")
+            item["parent"] = bar["parent"]
+        for key in ("desc", "postfix"):
+            text = _string(bar, key, f"{f}.{key}", max_length=MAX_NAME_LENGTH)
+            if text is not None:
+                item[key] = text
+        if "unit" in bar:
+            item["unit"] = check_unit(bar["unit"], f"{f}.unit")
+        if "current" in bar:
+            item["current"] = _number(bar, "current", f"{f}.current", minimum=0)
+        for key in ("total", "rate", "eta"):
+            if key in bar:
+                item[key] = _number(bar, key, f"{f}.{key}", nullable=True, minimum=0)
+        for key in ("leave", "closed"):
+            if key in bar:
+                if not isinstance(bar[key], bool):
+                    raise ValidationError(f"{f}.{key}", "must be true or false")
+                item[key] = bar[key]
+        out.append(item)
+    return out
 
 
 def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:
@@ -356,7 +402,7 @@ class TaskState:
     __slots__ = (
         "id", "name", "status", "current", "total", "unit", "rate", "eta", "message",
         "kernel_id", "created", "started", "finished", "error", "cancel_requested",
-        "last_event_id", "version", "log_dropped", "_rate_sample",
+        "last_event_id", "version", "log_dropped", "_rate_sample", "bars", "_bars_changed",
     )  # fmt: skip
 
     def __init__(self, task_id: str, name: str, *, now: float, total=None, unit="it", kernel_id=None):
@@ -381,6 +427,10 @@ class TaskState:
         #: log lines no longer kept (retention), so a reader knows the log it gets is a tail.
         self.log_dropped = 0
         self._rate_sample: tuple[float, float] | None = None
+        #: Child bars by id, in the order they opened (open ones, and closed ones left in place).
+        self.bars: dict[str, dict] = {}
+        #: Bars changed since `take_bar_changes`: what the next progress event tells readers.
+        self._bars_changed: dict[str, dict] = {}
 
     @property
     def terminal(self) -> bool:
@@ -424,8 +474,30 @@ class TaskState:
                 self.eta = max(self.total - self.current, 0) / self.rate
             else:
                 self.eta = None
+            for bar in data.get("bars", ()):
+                self._apply_bar(bar)
         elif etype == "log":
             self._start(now)
+
+    def _apply_bar(self, change: dict) -> None:
+        bar = self.bars.get(change["id"])
+        if bar is None:
+            bar = dict.fromkeys(BAR_FIELDS)
+            bar.update(parent="main", desc="", current=0, unit="it", postfix="", leave=True, closed=False)
+        bar.update(change)
+        if bar["closed"] and not bar["leave"]:
+            self.bars.pop(bar["id"], None)  # a transient bar: readers drop it when they see it closed
+        else:
+            self.bars[bar["id"]] = bar
+            if len(self.bars) > MAX_BARS:
+                oldest = next((k for k, b in self.bars.items() if b["closed"]), next(iter(self.bars)))
+                del self.bars[oldest]
+        self._bars_changed[bar["id"]] = dict(bar)
+
+    def take_bar_changes(self) -> list[dict]:
+        """The bars that changed since the last call, in full: the ``bars`` of the next progress event."""
+        changed, self._bars_changed = self._bars_changed, {}
+        return list(changed.values())
 
     def _start(self, now: float) -> None:
         if self.status == "pending":
@@ -482,12 +554,13 @@ class TaskState:
             "display_status": display_status(self.status, self.cancel_requested),
             "last_event_id": self.last_event_id,
             "log_dropped": self.log_dropped,
+            "bars": list(self.bars.values()),
         }
 
     #: Fields a store keeps to rebuild the task after a restart (times stay epoch seconds).
     RECORD_FIELDS = (
         "id", "name", "status", "current", "total", "unit", "rate", "eta", "message", "kernel_id",
-        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped",
+        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped", "bars",
     )  # fmt: skip
 
     def to_record(self) -> dict:

@@ -11,7 +11,7 @@ from jupyter_taskstream.protocol import TaskState, iso_time, new_task_id, valida
 
 SNAPSHOT_KEYS = {
     "id", "name", "status", "progress", "message", "kernel_id", "created", "started",
-    "finished", "error", "cancel_requested", "display_status", "last_event_id", "log_dropped",
+    "finished", "error", "cancel_requested", "display_status", "last_event_id", "log_dropped", "bars",
 }  # fmt: skip
 
 

@@ -563,6 +563,9 @@ class TaskRegistry(LoggingConfigurable):
         gate.unit = task.unit
         if task.message != gate.message:
             data["message"] = gate.message = task.message
+        bars = task.take_bar_changes()
+        if bars:
+            data["bars"] = bars  # the child bars that changed since the last progress event
         return data
 
     def _progress_changed(self, task: TaskState, now: float) -> None:

@@ -141,9 +141,15 @@ class BarSet:
         bar.exit()
         if not bar.leave:
             with self._lock:
-                if self._bars.get(bar.id) is bar:
-                    del self._bars[bar.id]
-                self._gone.append(bar)
+                # Its children go with it: a bar left in place under one that vanished means nothing.
+                gone, ids = [], {bar.id}
+                for other in list(self._bars.values()):
+                    if other is bar or other.parent in ids and other.closed:
+                        ids.add(other.id)
+                        gone.append(self._bars.pop(other.id))
+                for other in gone:
+                    other.leave = False  # readers drop it once they see it closed
+                self._gone.extend(gone if bar in gone else [bar, *gone])
 
     def close_all(self) -> None:
         """The task ended: close what is still open (a loop left by an exception)."""

@@ -78,8 +78,9 @@ class _Loop:
         task = None
         if parent is not None and not parent._closed:
             with parent._lock:
-                if parent._driver is None and not parent._main_touched and not parent._closed:
+                if parent._drives_main(self.total):
                     parent._driver = self
+                    parent._driven = True
                     state = parent._state
                     state.current = 0
                     if self.total is not None:

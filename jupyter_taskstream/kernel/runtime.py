@@ -380,6 +380,10 @@ def default_runtime() -> Runtime:
         with _default_lock:
             if _default is None:
                 _default = Runtime(config)
+                # TEMP(bars-work): moves to the top-level wiring (api.py) on merge.
+                from ..integrations import enable
+
+                enable()
     return _default
 
 

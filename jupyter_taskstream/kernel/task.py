@@ -132,6 +132,8 @@ class Task:
         self._driver: Any = None  # what drives the main bar: a progress loop or a library's bar
         #: True once the task's code set the count itself (update/set): later bars are children.
         self._main_touched = False
+        #: True once a loop or bar has driven the main bar (later ones may set a new total).
+        self._driven = False
         self._bars: BarSet | None = None
         self._thread_id: int | None = None
         self._entry_frame: FrameType | None = None
@@ -287,9 +289,10 @@ class Task:
         at `close_bar`. Close the bar with `close_bar`.
         """
         with self._lock:
-            if self._driver is None and not self._main_touched and not self._closed:
+            if self._drives_main(total):
                 main = MainBar(self, source)
                 self._driver = main
+                self._driven = True
                 state = self._state
                 state.current = 0
                 if total is not None:
@@ -302,6 +305,15 @@ class Task:
         bar.source = source
         bar.enter()
         return bar
+
+    def _drives_main(self, total: float | None) -> bool:
+        """Whether a new loop or bar drives the main bar (lock held): nothing drives it yet,
+        the task's code has not counted itself (update/set), and the task either has no
+        total of its own or the same one (``%%taskstream --total 3`` over ``range(3)``).
+        Otherwise it is a child bar: ``ts.task("files", total=n)`` around a chunk loop."""
+        if self._driver is not None or self._main_touched or self._closed:
+            return False
+        return self._state.total is None or self._state.total == total or self._driven
 
     def close_bar(self, bar: Bar | MainBar) -> None:
         """End a bar from `open_bar`: the main bar keeps its final count; a child closes."""

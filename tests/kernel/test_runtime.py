@@ -158,14 +158,17 @@ def test_progress_of_a_generator_has_no_total(rt):
     assert (rt.last().current, rt.last().total, rt.last().name) == (10, None, "progress")
 
 
-def test_progress_drives_the_current_task_and_nested_loops_get_their_own(rt):
+def test_progress_drives_the_current_task_and_nested_loops_are_its_child_bars(rt):
+    seen = []
     with rt.task("epochs") as t:
         for _ in rt.progress(range(3), desc="epoch"):
-            for _ in rt.progress(range(5), desc="batch"):
-                pass
-    children = [x for x in rt.tasks() if x is not t]
+            for i in rt.progress(range(5), desc="batch"):
+                if i == 2:
+                    seen.append([(b["desc"], b["parent"], b["total"], b["closed"]) for b in t.snapshot()["bars"]])
+    assert rt.tasks() == [t], "nested loops made tasks of their own"
     assert (t.current, t.total, t.snapshot()["message"]) == (3, 3, "epoch")
-    assert [(c.name, c.current, c.status) for c in children] == [("batch", 5, "completed")] * 3
+    assert seen == [[("batch", "main", 5, False)]] * 3  # one child bar at a time
+    assert t.snapshot()["bars"] == []  # transient by default: gone once closed
 
 
 def test_progress_stopped_early_completes_with_the_count_so_far(rt):
