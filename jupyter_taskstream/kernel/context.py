@@ -17,6 +17,8 @@ import threading
 from concurrent.futures import thread as _futures_thread
 from typing import TYPE_CHECKING, Any
 
+from ._compat import is_executor_worker
+
 if TYPE_CHECKING:
     from .task import Task
 
@@ -45,7 +47,7 @@ def install_thread_propagation() -> None:
         def start(self: threading.Thread) -> None:
             # Executor workers outlive the work item that made them start; their context is
             # set per item by `submit` below, never inherited from whoever caused the spawn.
-            if current_task.get() is not None and getattr(self, "_target", None) is not _futures_thread._worker:
+            if current_task.get() is not None and not is_executor_worker(self):
                 context = contextvars.copy_context()
                 run = self.run
                 # An instance attribute shadows `run` for subclasses that override it, too.

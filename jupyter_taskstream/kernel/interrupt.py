@@ -13,12 +13,11 @@ from __future__ import annotations
 import ctypes
 import inspect
 import sys
-import threading
 from types import FrameType
 
 from ..errors import TaskCancelled
 
-__all__ = ["clear_pending", "frame_is_running", "is_suspendable", "raise_in_thread", "thread_alive"]
+__all__ = ["clear_pending", "frame_is_running", "is_suspendable", "raise_in_thread"]
 
 _PACKAGE = __name__.rpartition(".")[0]
 _SUSPENDABLE = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GENERATOR
@@ -27,11 +26,6 @@ _SUSPENDABLE = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO
 def is_suspendable(frame: FrameType) -> bool:
     """True for coroutine and generator frames, which leave the stack while suspended."""
     return bool(frame.f_code.co_flags & _SUSPENDABLE)
-
-
-def thread_alive(thread_id: int) -> bool:
-    """True while a thread with this ident is running."""
-    return any(t.ident == thread_id for t in threading.enumerate())
 
 
 def frame_is_running(thread_id: int, frame: FrameType) -> tuple[bool, bool]:
