@@ -1,11 +1,17 @@
-"""`Task`: one unit of observable work in the kernel, its state, output, cancel and views.
+"""`Task`: one unit of observable work in the kernel: its state, its lifecycle, its API.
 
 A task is made by `jupyter_taskstream.task` (context manager or decorator), by
 `jupyter_taskstream.run` (a background thread) or by `jupyter_taskstream.progress` (a loop
 with no task around it). The counting paths (`Task.update`, the progress loop) only add
 to a number and read a flag; clocks, snapshots, the hub and the watchers are the job of
-the runtime's one pump thread (`pump.ViewPump`), which samples tasks at most 10 times a
+the runtime's one view thread (`sampler.ViewPump`), which samples tasks at most 10 times a
 second. That is what keeps per-item cost low and the views coalesced.
+
+The task's concerns live beside it, one module each, and it holds one of each:
+`tasklog.TaskLog` (captured output as lines), `reporting.Reporter` (rate, ETA and what the
+hub is told), `watchers.Watchers` (``watch()`` callbacks) and `interrupt.ThreadInterrupter`
+(the grace-period interrupt of a cancel). The runtime, the progress loop, capture and the
+pump use the task only through the methods under "runtime interface" below.
 """
 
 from __future__ import annotations
@@ -13,62 +19,29 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import math
 import sys
 import threading
 import time
 import traceback
-from collections import deque
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import interrupt
-from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, no_run_over, split_runs
-from .context import current_task
 from ..errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
-from ..protocol import TaskState, new_task_id, validate_name, validate_task_id
+from ..protocol import TaskState, check_count, check_unit, display_status, new_task_id, validate_name, validate_task_id
+from .context import current_task, default_runtime
+from .interrupt import ThreadInterrupter
+from .reporting import Reporter
+from .tasklog import TaskLog
+from .watchers import Watcher, Watchers
 
 if TYPE_CHECKING:
     from .runtime import Runtime
 
-__all__ = ["Task", "check_count", "check_unit"]
+__all__ = ["Task"]
 
 _PACKAGE = __name__.rpartition(".")[0]
-#: Seconds between two rate samples at least; closer samples are too noisy to use.
-_MIN_RATE_INTERVAL = 0.05
-#: Weight of the newest sample in the moving average of the rate (tqdm's default smoothing).
-_RATE_SMOOTHING = 0.3
 #: When an interrupt would land in the runtime's own code, try again this much later.
 _INTERRUPT_RETRY = 0.05
-
-
-def check_count(value: Any, field: str, *, nullable: bool = False) -> Any:
-    """A finite number >= 0 (or None when ``nullable``); `ValidationError` naming ``field``."""
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(field, f"must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValidationError(field, f"must be a finite number >= 0, not {value!r}")
-    return value
-
-
-def check_unit(unit: Any) -> str:
-    """A unit name: a non-empty string of at most 50 characters."""
-    if not isinstance(unit, str) or not unit or len(unit) > 50:
-        raise ValidationError("unit", "must be a non-empty string of at most 50 characters")
-    return unit
-
-
-class _Watcher:
-    __slots__ = ("callback", "key", "final", "called_at")
-
-    def __init__(self, callback: Callable[[dict], Any]):
-        self.callback = callback
-        self.key: tuple | None = None
-        self.final = False
-        self.called_at = float("-inf")
-
 
 class Task:
     """One task: counts progress, keeps captured output, reports to views and the hub.
@@ -108,32 +81,18 @@ class Task:
         now = runtime.wall() if runtime is not None else time.time()
         self._state = TaskState(self.id, name, now=now, total=total, unit=unit)
         self._lock = threading.Lock()
-        self._interrupt_lock = threading.Lock()
         self._done = threading.Event()
         self._cancel_requested = False
         self._closed = False
-        self._pub: Any = None
         self._t0 = 0.0
-        self._rate_sample: tuple[float, float] | None = None
-        self._published: tuple | None = None
-        self._published_at = float("-inf")
-        #: The latest captured lines as ``(stream, lines)`` batches, at least ``_log_keep``
-        #: lines when there are that many; `snapshot` makes them dicts (not every line pays).
-        self._log: deque[tuple[str, list[str]]] = deque()
-        self._log_keep = 100
-        self._log_held = 0
-        self._log_count = 0
-        self._buffers = {"stdout": LineBuffer(), "stderr": LineBuffer()}
-        self._output = PendingOutput(self._lock, self._output_waiting)
-        self._last_stream = "stdout"
-        self._watchers: list[_Watcher] = []
+        self._report = Reporter(self.id)
+        self._log = TaskLog(self._lock, self._output_waiting, self._report.lines)
+        #: Where `capture` appends what the task's code writes (runtime interface; see `capture`).
+        self.pending_output = self._log.pending
+        self._watchers = Watchers()
+        self._interrupter = ThreadInterrupter()
         self._children: list[Task] = []
         self._driver: Any = None  # the progress loop counting for this task, if any
-        self._thread_id: int | None = None
-        self._entry_frame: FrameType | None = None
-        self._asyncio_task: Any = None
-        self._interruptible = False
-        self._interrupt_sent = False
         self._token: Any = None
         self._result: Any = None
         self._exception: BaseException | None = None
@@ -147,20 +106,16 @@ class Task:
 
     @property
     def status(self) -> str:
-        """``pending``, ``running``, ``cancelling`` (local only), ``completed``, ``failed`` or ``cancelled``."""
-        status = self._state.status
-        if self._cancel_requested and status == "running":
-            return "cancelling"
-        return status
+        """``pending``, ``running``, ``cancelling`` (asked to stop), ``completed``, ``failed`` or ``cancelled``."""
+        return display_status(self._state.status, self._cancel_requested)
 
     @property
     def current(self) -> float:
         """Items done so far."""
         driver = self._driver
-        if driver is not None and driver.left is not None:
+        if driver is not None and driver.live:
             with self._lock:
-                if self._driver is driver:
-                    driver.sample()
+                self._sample_driver()
         return self._state.current
 
     @property
@@ -182,36 +137,33 @@ class Task:
         """The task in the hub's snapshot shape, plus local ``cancelling``, ``log``, ``partial``, ``elapsed``."""
         runtime = self._runtime
         with self._lock:
-            self._split_output()
+            self._log.split()
             if runtime is not None and self._state.status == "running":
-                if self._driver is not None:
-                    self._driver.sample()
-                self._measure(runtime.clock())
+                self._sample_driver()
+                self._report.measure(self._state, runtime.clock())
             snap = self._state.snapshot()
             snap["last_event_id"] = None  # only the hub numbers events
-            snap["cancelling"] = self._cancel_requested and not self._state.terminal
-            snap["log"] = self._log_tail()
-            snap["partial"] = self._buffers[self._last_stream].peek()
+            snap["cancelling"] = snap["display_status"] == "cancelling"
+            snap["log"] = self._log.tail_dicts()
+            snap["partial"] = self._log.partial
             snap["elapsed"] = self._elapsed()
         return snap
 
     def watch(self, callback: Callable[[dict], Any]) -> Callable[[], None]:
-        """Call ``callback(snapshot)`` on changes, at most 10/s, from the runtime's pump thread.
+        """Call ``callback(snapshot)`` on changes, at most 10/s, from the runtime's view thread.
 
         The callback is always called once more with the final state after the task ends
         (at once if it has ended already). Returns a function that stops watching.
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        watcher = _Watcher(callback)
         with self._lock:
-            self._watchers.append(watcher)
+            watcher = self._watchers.add(callback)
         self._resolve_runtime().pump_task(self)
 
         def unwatch() -> None:
             with self._lock:
-                if watcher in self._watchers:
-                    self._watchers.remove(watcher)
+                self._watchers.remove(watcher)
 
         return unwatch
 
@@ -220,7 +172,7 @@ class Task:
     def update(self, n: float = 1) -> None:
         """Add ``n`` items done; raises `TaskCancelled` once the task was cancelled."""
         if self._cancel_requested:
-            raise self._cancelled_error()
+            raise self.cancelled_error()
         if type(n) is not int or n < 0:
             check_count(n, "n")
         with self._lock:
@@ -229,7 +181,7 @@ class Task:
     def set(self, current: float | None = None, total: float | None = None, message: str | None = None) -> None:
         """Set the count, the expected total and/or a status message; None leaves a field as it is."""
         if self._cancel_requested:
-            raise self._cancelled_error()
+            raise self.cancelled_error()
         check_count(current, "current", nullable=True)
         check_count(total, "total", nullable=True)
         if message is not None and not isinstance(message, str):
@@ -247,8 +199,13 @@ class Task:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         with self._lock:
-            self._split_output()  # lines printed before stay before
-            self._add_lines("stdout", text.rstrip("\n").split("\n"))
+            self._log.split()  # lines printed before stay before
+            self._log.add("stdout", text.rstrip("\n").split("\n"))
+
+    def raise_if_cancelled(self) -> None:
+        """Raise `TaskCancelled` if the task was asked to stop (a check for code that counts nothing)."""
+        if self._cancel_requested:
+            raise self.cancelled_error()
 
     # ---- what the caller of a task uses ------------------------------------------------
 
@@ -267,12 +224,11 @@ class Task:
             self._cancel_requested = True
             self._state.cancel_requested = True
             children = list(self._children)
-            self._split_output()  # lines printed before the request reach the hub before it
+            self._log.split()  # lines printed before the request reach the hub before it
         for child in children:
             child.cancel()
-        if first and self._pub is not None and not self._state.terminal:
-            # Let every viewer of the hub see the request, wherever it came from.
-            self._pub.event(self.id, "status", {"status": self._state.status, "cancel_requested": True})
+        if first and not self._state.terminal:
+            self._report.cancel_requested(self._state.status)
         if first and self._state.status != "pending":
             runtime = self._resolve_runtime()
             runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)
@@ -289,7 +245,7 @@ class Task:
             raise TimeoutError(f"task {self.name!r} is still {self.status} after {timeout} s")
         if self._exception is not None:
             if isinstance(self._exception, (KeyboardInterrupt, asyncio.CancelledError)):
-                raise self._cancelled_error() from self._exception
+                raise self.cancelled_error() from self._exception
             raise self._exception
         return self._result
 
@@ -302,8 +258,8 @@ class Task:
     # ---- context manager and decorator -------------------------------------------------
 
     def __enter__(self) -> Task:
-        self._start()
-        self._bind(threading.get_ident(), sys._getframe(1))
+        self.begin()
+        self.bind_thread(threading.get_ident(), sys._getframe(1))
         self._token = current_task.set(self)
         return self
 
@@ -311,7 +267,7 @@ class Task:
         self, etype: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         try:
-            self._finish(exc)
+            self.finish(exc)
         finally:
             try:
                 current_task.reset(self._token)
@@ -344,18 +300,12 @@ class Task:
         total = "" if self.total is None else f"/{self.total:g}"
         return f"<Task {self.id} {self.name!r} {self.status} {self.current:g}{total}>"
 
-    # ---- lifecycle (runtime internals) -------------------------------------------------
+    # ---- runtime interface: lifecycle (the runtime, progress loops) --------------------
 
-    def _resolve_runtime(self) -> Runtime:
-        if self._runtime is None:
-            from .runtime import default_runtime
-
-            self._runtime = default_runtime()
-        return self._runtime
-
-    def _start(self) -> None:
-        """pending -> running: register with the runtime, tell the hub."""
+    def begin(self) -> None:
+        """pending -> running: connect to the runtime's hub, tell it, register with the runtime."""
         runtime = self._resolve_runtime()
+        kernel_id = runtime.kernel_id  # connects once: kernel id, publisher, command listener
         with self._lock:
             status = self._state.status
             if status != "pending":
@@ -363,162 +313,168 @@ class Task:
                     raise TaskFinished(self.id, status)
                 raise TaskRunning(self.id, status)
             self._t0 = runtime.clock()
+            self._state.kernel_id = kernel_id
+            self._report.publisher = runtime.publisher
             self._state.apply("status", {"status": "running"}, runtime.wall())
-            self._log_keep = runtime.config.log_lines
+            self._log.keep = runtime.config.log_lines
+        self._report.announce(self._state)
         runtime.task_started(self)
 
-    def _bind(self, thread_id: int, frame: FrameType | None) -> None:
-        """Record where the task's code runs, for the grace-period interrupt."""
-        self._thread_id = thread_id
-        self._entry_frame = frame
-        if frame is not None and interrupt.is_suspendable(frame) and "asyncio" in sys.modules:
-            try:
-                self._asyncio_task = asyncio.current_task()
-            except RuntimeError:
-                self._asyncio_task = None
-        self._interruptible = True
+    def bind_thread(self, thread_id: int, frame: FrameType | None) -> None:
+        """Record the thread and frame the task's code runs in, for the grace-period interrupt."""
+        self._interrupter.bind(thread_id, frame)
 
-    def _finish(self, exc: BaseException | None = None, result: Any = None) -> bool:
-        """Enter the terminal status for ``exc``; False if the task had already ended."""
-        self._close_interrupts()
+    def finish(self, exc: BaseException | None = None, result: Any = None) -> bool:
+        """Enter the terminal status for ``exc`` (None: completed); False if it had ended already."""
+        self._interrupter.close()
         runtime = self._resolve_runtime()
         status, message, error = _outcome(exc)
         with self._lock:
             if self._closed:
                 return False
             self._closed = True  # from here on, writes in this context go to the real streams
-            self._output.open = False
-            self._split_output()
-            for stream, buffer in self._buffers.items():
-                line = buffer.flush()
-                if line is not None:
-                    self._add_lines(stream, [line])
+            self._log.close()
             state = self._state
             elapsed = self._elapsed()
             if elapsed and state.current:
-                state.rate = state.current / elapsed
+                state.rate = state.current / elapsed  # the final figure is the whole run's average
             state.eta = None
-            self._publish_progress(force=True)
+            self._report.progress(state, force=True)
             data: dict[str, Any] = {"status": status}
             if message:
                 data["message"] = message
             if error is not None:
                 data["error"] = error
             state.apply("status", data, runtime.wall())
-            if self._pub is not None:
-                self._pub.event(self.id, "status", data)
+            self._report.status(data)
             self._result, self._exception = result, exc
-            children = [c for c in self._children if not c._closed]
+            children = list(self._children)
             self._children.clear()
             self._driver = None
-            self._entry_frame = None
         for child in children:
-            child._finish(exc)
+            child.finish(exc)
         self._done.set()
         runtime.task_finished(self)
         return True
 
-    def _close_interrupts(self) -> None:
-        """No asynchronous TaskCancelled may reach the thread after this returns."""
-        with self._interrupt_lock:
-            self._interruptible = False
-            if self._interrupt_sent and self._thread_id is not None:
-                interrupt.clear_pending(self._thread_id)
+    def cancelled_error(self) -> TaskCancelled:
+        """The `TaskCancelled` this task raises in its code."""
+        return TaskCancelled(f"task {self.name!r} ({self.id}) was cancelled")
+
+    # ---- runtime interface: progress loops -----------------------------------------------
+
+    def drive(self, loop: Any, *, total: float | None = None, unit: str | None = None, message: str | None = None) -> bool:
+        """Let ``loop`` count for this task (its count restarts at 0); False if another does or it ended."""
+        with self._lock:
+            if self._driver is not None or self._closed:
+                return False
+            self._driver = loop
+            state = self._state
+            state.current = 0
+            if total is not None:
+                state.total = total
+            if unit is not None:
+                state.unit = unit
+            if message:
+                state.message = message
+            return True
+
+    def release(self, loop: Any, count: float) -> None:
+        """``loop`` is over at ``count``: store it, and stop being driven by it."""
+        with self._lock:
+            if not self._closed:
+                self._state.current = count
+            if self._driver is loop:
+                self._driver = None
+
+    def count_to(self, count: float, *, live: bool = False) -> None:
+        """Store a driving loop's count; ``live`` loops are also sampled by the pump, so never go back."""
+        if not live:
+            self._state.current = count  # the loop's own checkpoint: one store, no lock
+            return
+        with self._lock:
+            self._state.current = max(count, self._state.current)
+
+    def add_child(self, child: Task) -> None:
+        """``child`` (a nested loop's own task) ends with this one and is cancelled with it."""
+        with self._lock:
+            self._children.append(child)
+            cancelled = self._cancel_requested
+        if cancelled:
+            child.cancel()
+
+    # ---- runtime interface: the view pump ----------------------------------------------
+
+    def tick(self, now: float, min_gap: float) -> list[tuple[Watcher, dict]]:
+        """One pump step: sample rate, publish progress, return the watchers to call and their snapshot.
+
+        ``min_gap`` keeps every view at most 1/min_gap per second even when the pump is
+        woken more often; the final call after the end is never held back.
+        """
+        with self._lock:
+            self._log.split()
+            terminal = self._state.terminal
+            if not terminal:
+                self._sample_driver(now)
+                self._report.measure(self._state, now)
+                if now - self._report.published_at >= min_gap:
+                    self._report.published_at = now
+                    self._report.progress(self._state)
+            if not self._watchers:
+                return []
+            key = self._view_key()
+            due = self._watchers.due(key, terminal, now, min_gap)
+        if not due:
+            return []
+        snap = self.snapshot()
+        Watchers.called(due, key, terminal, now)
+        return [(w, snap) for w in due]
+
+    def needs_visits(self) -> bool:
+        """True while the pump has something to do for this task."""
+        return not self._state.terminal or self._watchers.waiting_for_final()
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _resolve_runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = default_runtime()
+        return self._runtime
 
     def _interrupt(self) -> None:
         """Grace period over: raise TaskCancelled in the task's thread (runs on a timer thread)."""
-        runtime = self._resolve_runtime()
-        abandoned = False
-        with self._interrupt_lock:
-            if self._state.terminal or not self._interruptible:
-                return
-            frame, thread_id = self._entry_frame, self._thread_id
-            if frame is None or thread_id is None:
-                return
-            if interrupt.is_suspendable(frame):
-                # A coroutine leaves the stack at every await: cancel its asyncio task instead.
-                atask = self._asyncio_task
-                if atask is not None and not atask.done():
-                    atask.get_loop().call_soon_threadsafe(atask.cancel)
-                return
-            on_stack, in_runtime = interrupt.frame_is_running(thread_id, frame)
-            if not on_stack:
-                abandoned = True
-            elif in_runtime:
-                runtime.schedule(_INTERRUPT_RETRY, self._interrupt)
-                return
-            elif interrupt.raise_in_thread(thread_id):
-                self._interrupt_sent = True
-        if abandoned:
-            # The task's block was left without reaching _finish (an interrupt landed in the
-            # runtime's exit path): end it here so it does not look like it runs forever.
-            self._finish(TaskCancelled(f"task {self.name!r} was cancelled"))
+        if self._state.terminal:
             return
-        # Code that catches Exception swallows TaskCancelled: keep asking while it runs.
-        runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)
-
-    # ---- internals used by capture, progress and the pump -------------------------------
-
-    def _cancelled_error(self) -> TaskCancelled:
-        return TaskCancelled(f"task {self.name!r} ({self.id}) was cancelled")
+        runtime = self._resolve_runtime()
+        outcome = self._interrupter.fire()
+        if outcome == ThreadInterrupter.RETRY_SOON:
+            runtime.schedule(_INTERRUPT_RETRY, self._interrupt)
+        elif outcome == ThreadInterrupter.ABANDONED:
+            # The task's block was left without reaching finish (an interrupt landed in the
+            # runtime's exit path): end it here so it does not look like it runs forever.
+            self.finish(TaskCancelled(f"task {self.name!r} was cancelled"))
+        elif outcome == ThreadInterrupter.AGAIN:
+            runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)
 
     def _drain_output(self) -> None:
         """Split what the task's code wrote into lines now (the publisher's sender calls this)."""
         with self._lock:
-            self._split_output()
+            self._log.split()
 
     def _output_waiting(self) -> None:
-        """Output was written since the last split: have the hub's sender split and send it now.
+        """Output was written since the last split; called from the writing thread, never blocks."""
+        self._report.output_waiting(self._drain_output)
 
-        Called from the writing thread, so it must not block. Without a hub the pump splits
-        at its next pass (it visits every running task), which also bounds what piles up.
-        """
-        pub = self._pub
-        if pub is not None:
-            pub.output_waiting(self._drain_output)
-
-    def _split_output(self) -> None:
-        """Turn the pending writes into log lines, in write order (lock held)."""
-        for stream, text in split_runs(self._output.take()):
-            lines = self._buffers[stream].feed(text)
-            if lines:
-                # Only the first line holds text from before this run (the pending partial).
-                short = len(lines[0]) <= MAX_PARTIAL_CHARS and no_run_over(text, MAX_PARTIAL_CHARS)
-                self._add_lines(stream, lines, short)
-            self._last_stream = stream
-
-    def _add_lines(self, stream: str, lines: list[str], short: bool = False) -> None:
-        # Called with the lock held, so the local log and the hub get lines in one order.
-        if not short and max(map(len, lines)) > MAX_PARTIAL_CHARS:
-            # One huge line would make one huge request (the hub refuses bodies over 4 MB).
-            lines = [
-                line[start : start + MAX_PARTIAL_CHARS]
-                for line in lines
-                for start in range(0, max(len(line), 1), MAX_PARTIAL_CHARS)
-            ]
-        keep = self._log_keep
-        if keep:
-            log = self._log
-            log.append((stream, lines))
-            self._log_held += len(lines)
-            while self._log_held - len(log[0][1]) >= keep:
-                self._log_held -= len(log.popleft()[1])
-        self._log_count += len(lines)
-        if self._pub is not None:
-            self._pub.log_lines(self.id, stream, lines)
-
-    def _log_tail(self) -> list[dict]:
-        """The last ``_log_keep`` lines as ``{"stream", "text"}`` (lock held)."""
-        out: list[dict] = []
-        left = self._log_keep
-        for stream, lines in reversed(self._log):
-            if left <= 0:
-                break
-            part = lines[-left:]
-            out.extend({"stream": stream, "text": text} for text in reversed(part))
-            left -= len(part)
-        out.reverse()
-        return out
+    def _sample_driver(self, now: float | None = None) -> None:
+        """Fold a driving loop's live position into the count; with ``now``, a pump visit (lock held)."""
+        driver = self._driver
+        if driver is None:
+            return
+        if now is not None:
+            driver.nudge(now)
+        count = driver.live_count()
+        if count is not None and count > self._state.current:
+            self._state.current = count
 
     def _elapsed(self) -> float | None:
         runtime = self._runtime
@@ -529,84 +485,10 @@ class Task:
             return max(end - self._state.started, 0.0)
         return max(runtime.clock() - self._t0, 0.0)
 
-    def _measure(self, now: float) -> None:
-        """Fold the current count into the rate and eta (lock held)."""
-        state = self._state
-        current = state.current
-        sample = self._rate_sample
-        if sample is None or current < sample[1]:
-            self._rate_sample = (now, current)
-            if sample is not None:
-                state.rate = None  # the counter restarted (a new progress loop)
-        elif now - sample[0] >= _MIN_RATE_INTERVAL:
-            instant = (current - sample[1]) / (now - sample[0])
-            state.rate = instant if state.rate is None else _RATE_SMOOTHING * instant + (1 - _RATE_SMOOTHING) * state.rate
-            self._rate_sample = (now, current)
-        if state.rate and state.total is not None:
-            state.eta = max(state.total - current, 0) / state.rate
-        else:
-            state.eta = None
-
-    def _publish_progress(self, force: bool = False) -> None:
-        """Send progress to the hub if it changed since last time (lock held)."""
-        state = self._state
-        key = (state.current, state.total, state.message, state.unit)
-        if self._pub is None or (key == self._published and not force):
-            return
-        self._published = key
-        data: dict[str, Any] = {"current": max(state.current, 0), "total": state.total, "unit": state.unit}
-        if state.message:
-            data["message"] = state.message
-        if state.rate is not None:
-            data["rate"] = state.rate
-        if state.eta is not None:
-            data["eta"] = state.eta
-        self._pub.event(self.id, "progress", data)
-
     def _view_key(self) -> tuple:
         """What a watcher would see change (lock held)."""
         s = self._state
-        return (
-            s.status, self._cancel_requested, s.current, s.total, s.message, s.rate,
-            self._log_count, self._buffers[self._last_stream].partial,
-        )  # fmt: skip
-
-    def _tick(self, now: float, min_gap: float) -> list[tuple[_Watcher, dict]]:
-        """One pump step: sample rate, publish progress, say which watchers to call.
-
-        ``min_gap`` keeps every view at most 1/min_gap per second even when the pump is
-        woken more often; the final call after the end is never held back.
-        """
-        with self._lock:
-            self._split_output()
-            terminal = self._state.terminal
-            if not terminal:
-                driver = self._driver
-                if driver is not None:
-                    driver.nudge(now)  # first: a strided loop's live count goes into this sample
-                self._measure(now)
-                if now - self._published_at >= min_gap:
-                    self._published_at = now
-                    self._publish_progress()
-            if not self._watchers:
-                return []
-            key = self._view_key()
-            due = [
-                w for w in self._watchers
-                if not w.final and (terminal or (w.key != key and now - w.called_at >= min_gap))
-            ]  # fmt: skip
-        if not due:
-            return []
-        snap = self.snapshot()
-        for w in due:
-            w.key, w.final, w.called_at = key, terminal, now
-        return [(w, snap) for w in due]
-
-    def _needs_pump(self) -> bool:
-        """True while the pump has something to do for this task."""
-        if not self._state.terminal:
-            return True
-        return any(not w.final for w in self._watchers)
+        return (s.status, self._cancel_requested, s.current, s.total, s.message, s.rate, self._log.count, self._log.partial_raw)
 
 
 def _outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:

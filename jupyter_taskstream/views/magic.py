@@ -15,7 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..kernel import runtime
+from .. import api as runtime
+from .auto import show_widgets
 from .meter import format_snapshot
 
 __all__ = ["TaskStreamMagics", "load_ipython_extension"]
@@ -53,11 +54,11 @@ class TaskStreamMagics(Magics):
         def body() -> None:
             exec(compiled, namespace)
 
-        token = runtime.show_widgets.set(widget)
+        token = show_widgets.set(widget)
         try:
             task = runtime.run(body, name=name)
         finally:
-            runtime.show_widgets.reset(token)
+            show_widgets.reset(token)
         if total is not None:
             task.set(total=total)
         if not wait:

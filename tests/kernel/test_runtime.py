@@ -12,7 +12,7 @@ import pytest
 from traitlets import TraitError
 
 import jupyter_taskstream as ts
-from jupyter_taskstream.kernel import runtime as runtime_module
+from jupyter_taskstream import api as runtime_module
 from jupyter_taskstream.views.console import ConsoleBar
 from jupyter_taskstream.errors import TaskCancelled, TaskFinished, TaskNotFound, ValidationError
 from jupyter_taskstream.views.meter import format_bar, format_interval, format_meter, format_rate, format_snapshot
