@@ -17,13 +17,15 @@ import inspect
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import TaskCancelled
 
 __all__ = ["ThreadInterrupter", "clear_pending", "frame_is_running", "is_suspendable", "raise_in_thread"]
 
 _PACKAGE = __name__.rpartition(".")[0]
+#: When an interrupt would land in the runtime's own code, try again this much later.
+_INTERRUPT_RETRY = 0.05
 _SUSPENDABLE = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_GENERATOR
 
 
@@ -125,3 +127,23 @@ class ThreadInterrupter:
             if raise_in_thread(thread_id):
                 self._sent = True
             return self.AGAIN
+
+    def after_grace(self, runtime: Any, ended: Callable[[], bool], abandoned: Callable[[], None]) -> None:
+        """Interrupt once ``runtime.config.cancel_grace_period`` has passed, and again while it is ignored.
+
+        ``ended()`` says the task is over (nothing to do); ``abandoned()`` ends a task whose
+        code left its frame without ending it.
+        """
+
+        def attempt() -> None:
+            if ended():
+                return
+            outcome = self.fire()
+            if outcome == self.RETRY_SOON:
+                runtime.schedule(_INTERRUPT_RETRY, attempt)
+            elif outcome == self.ABANDONED:
+                abandoned()
+            elif outcome == self.AGAIN:
+                runtime.schedule(runtime.config.cancel_grace_period, attempt)
+
+        runtime.schedule(runtime.config.cancel_grace_period, attempt)

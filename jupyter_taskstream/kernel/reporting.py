@@ -5,19 +5,24 @@ A `Reporter` belongs to one task. It folds the task's count into a rate
 (`protocol.eta`), and queues the task's spec, statuses, progress (only when it changed) and
 captured lines on the runtime's `Publisher`. Without a hub (no publisher) it still measures,
 for local views, and sends nothing. The owning task calls it with its lock held, except
-`announce`, `status` and `cancel_requested`.
+`announce`, `status` and `cancel_requested`. `outcome` says how an exception ends a task.
 """
 
 from __future__ import annotations
 
+import asyncio
+import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
+from ..errors import TaskCancelled
 from ..protocol import RateEstimator, TaskState, eta
 
 if TYPE_CHECKING:
     from .publisher import Publisher
 
-__all__ = ["MIN_RATE_INTERVAL", "Reporter"]
+__all__ = ["MIN_RATE_INTERVAL", "Reporter", "outcome"]
+
+_PACKAGE = __name__.rpartition(".")[0].rpartition(".")[0]
 
 #: Seconds between two rate samples at least; closer samples are too noisy to use.
 MIN_RATE_INTERVAL = 0.05
@@ -92,3 +97,18 @@ class Reporter:
         if state.eta is not None:
             data["eta"] = state.eta
         self.publisher.event(self.task_id, "progress", data)
+
+
+def outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:
+    """``(status, message, error)`` for a task that ended with ``exc``."""
+    if exc is None:
+        return "completed", None, None
+    if isinstance(exc, (TaskCancelled, KeyboardInterrupt, asyncio.CancelledError)):
+        return "cancelled", "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled", None
+    tb = exc.__traceback__
+    # The user's code is what matters: drop the runtime's own frames from the top.
+    while tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_PACKAGE + "."):
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    error = {"type": type(exc).__name__, "message": str(exc), "traceback": text}
+    return "failed", f"{type(exc).__name__}: {exc}", error
