@@ -12,12 +12,12 @@ from __future__ import annotations
 import shutil
 from typing import Any, TextIO
 
+from ..protocol import TERMINAL_STATUSES
 from .meter import format_snapshot
 
 __all__ = ["ConsoleBar"]
 
 _CLEAR_LINE = "\r\x1b[K"
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
 class ConsoleBar:
@@ -34,7 +34,7 @@ class ConsoleBar:
             return
         width = self.width or shutil.get_terminal_size((80, 20)).columns - 1
         out = _CLEAR_LINE
-        if snapshot["status"] in _TERMINAL:
+        if snapshot["status"] in TERMINAL_STATUSES:
             self._running.pop(snapshot["id"], None)
             out += format_snapshot(snapshot, width) + "\n"
         else:
