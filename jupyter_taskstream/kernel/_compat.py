@@ -12,6 +12,9 @@ that names it and fails loudly when an upgrade changes it:
 - `response_socket`: httpcore's ``network_stream`` response extension gives the socket of
   a streaming response, so closing the command listener can wake a blocked read (see
   `commands`). Missing: the read wakes at its read timeout instead.
+
+Not here on purpose: ``sys._getframe`` and ``sys._current_frames`` are documented functions
+of the `sys` module (CPython-specific, as the runtime is: see `interrupt`), used directly.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from .. import api as runtime
+from .. import api
 from .auto import show_widgets
 from .meter import format_snapshot
 
@@ -56,7 +56,7 @@ class TaskStreamMagics(Magics):
 
         token = show_widgets.set(widget)
         try:
-            task = runtime.run(body, name=name)
+            task = api.run(body, name=name)
         finally:
             show_widgets.reset(token)
         if total is not None:
@@ -68,21 +68,21 @@ class TaskStreamMagics(Magics):
         except KeyboardInterrupt:
             # The kernel's interrupt button means "stop this": cancel the task, not the kernel.
             task.cancel()
-            task.wait(runtime.config.cancel_grace_period + 5)
+            task.wait(api.config.cancel_grace_period + 5)
         if task.status == "failed":
             task.result()  # re-raise in the cell, so Run All and nbval stop here
         return None
 
     def _line(self, words: list[str]) -> Any:
         if not words:
-            tasks = runtime.tasks()
+            tasks = api.tasks()
             if not tasks:
                 print("No tasks yet.")
             for task in tasks:
                 print(f"{task.id}  {format_snapshot(task.snapshot(), width=100)}")
             return None
         if words[0] == "cancel" and len(words) == 2:
-            task = runtime.get(words[1])
+            task = api.get(words[1])
             if task.cancel():
                 print(f"Cancelling {task.id} ({task.name}).")
             else:

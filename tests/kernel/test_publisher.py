@@ -43,9 +43,8 @@ def hub_runtime(jp_serverapp, api_url):
 
     def make(**kwargs) -> Runtime:
         publisher = Publisher(api_url, secret, KERNEL, backoff_max=0.2)
-        runtime = Runtime(
-            RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, namespace={}, **kwargs
-        )
+        kwargs.setdefault("namespace", {})
+        runtime = Runtime(RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, **kwargs)
         made.append(runtime)
         return runtime
 
@@ -215,8 +214,7 @@ async def test_a_local_cancel_is_visible_in_the_hub_before_the_task_ends(hub_run
 
 async def test_start_command_runs_code_as_that_task(hub_runtime, registry, client):
     namespace = {}
-    rt = hub_runtime()
-    rt._namespace = namespace
+    rt = hub_runtime(namespace=namespace)
     assert rt.connect_hub()
     # Over the command stream, as the hub sends it:
     started = registry.start_in_kernel(KERNEL, "started", "x = 6 * 7\nprint(x)")
