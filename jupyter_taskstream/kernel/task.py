@@ -86,22 +86,6 @@ class Task(TaskCore):
         """True once the task has completed, failed or been cancelled."""
         return self._done.is_set()
 
-    def snapshot(self) -> dict[str, Any]:
-        """The task in the hub's snapshot shape, plus local ``cancelling``, ``log``, ``partial``, ``elapsed``."""
-        runtime = self._runtime
-        with self._lock:
-            self._log.split()
-            if runtime is not None and self._state.status == "running":
-                self._sample_driver()
-                self._report.measure(self._state, runtime.clock())
-            snap = self._state.snapshot()
-            snap["last_event_id"] = None  # only the hub numbers events
-            snap["cancelling"] = snap["display_status"] == "cancelling"
-            snap["log"] = self._log.tail_dicts()
-            snap["partial"] = self._log.partial
-            snap["elapsed"] = self._elapsed()
-        return snap
-
     def watch(self, callback: Callable[[dict], Any]) -> Callable[[], None]:
         """Call ``callback(snapshot)`` on changes, at most 10/s, from the runtime's view thread.
 
@@ -161,32 +145,6 @@ class Task(TaskCore):
             raise self.cancelled_error()
 
     # ---- what the caller of a task uses ------------------------------------------------
-
-    def cancel(self) -> bool:
-        """Ask the task to stop; False if it has already ended.
-
-        The task's code gets `TaskCancelled` at its next progress step, `update` or `set`;
-        code that never calls the runtime gets it raised in its thread after
-        ``config.cancel_grace_period`` seconds. Tasks made by nested progress() loops
-        are cancelled with it.
-        """
-        with self._lock:
-            if self._state.terminal:
-                return False
-            first = not self._cancel_requested
-            self._cancel_requested = True
-            self._state.cancel_requested = True
-            children = list(self._children)
-            self._log.split()  # lines printed before the request reach the hub before it
-        for child in children:
-            child.cancel()
-        if first and not self._state.terminal:
-            self._report.cancel_requested(self._state.status)
-        if first and self._state.status != "pending":
-            runtime = self._resolve_runtime()
-            self._interrupter.after_grace(runtime, lambda: self._state.terminal, self._abandoned)
-            runtime.pump_task(self)
-        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the task ends or ``timeout`` seconds pass; True if it has ended."""

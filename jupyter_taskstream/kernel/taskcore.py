@@ -7,9 +7,10 @@ capture and the view pump use, and nothing else reaches into a task. It holds th
 hub is told), `watchers.Watchers` (``watch()`` callbacks) and `interrupt.ThreadInterrupter`
 (the grace-period interrupt of a cancel).
 
-The runtime interface: `begin`, `bind_thread` and `finish` (lifecycle); `drive`,
-`count_to`, `release` and `add_child` (progress loops); `tick` and `needs_visits` (the
-view pump); `pending_output` (where `capture` appends writes); `cancelled_error`.
+Users and the runtime share `snapshot` and `cancel`. The runtime interface: `begin`,
+`bind_thread` and `finish` (lifecycle); `drive`, `count_to`, `release` and `add_child`
+(progress loops); `tick` and `needs_visits` (the view pump); `pending_output` (where
+`capture` appends writes); `cancelled_error`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,50 @@ class TaskCore:
         self._token: Any = None
         self._result: Any = None
         self._exception: BaseException | None = None
+
+    # ---- shared by users and the runtime: the state, and a request to stop -------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The task in the hub's snapshot shape, plus local ``cancelling``, ``log``, ``partial``, ``elapsed``."""
+        runtime = self._runtime
+        with self._lock:
+            self._log.split()
+            if runtime is not None and self._state.status == "running":
+                self._sample_driver()
+                self._report.measure(self._state, runtime.clock())
+            snap = self._state.snapshot()
+            snap["last_event_id"] = None  # only the hub numbers events
+            snap["cancelling"] = snap["display_status"] == "cancelling"
+            snap["log"] = self._log.tail_dicts()
+            snap["partial"] = self._log.partial
+            snap["elapsed"] = self._elapsed()
+        return snap
+
+    def cancel(self) -> bool:
+        """Ask the task to stop; False if it has already ended.
+
+        The task's code gets `TaskCancelled` at its next progress step, `update` or `set`;
+        code that never calls the runtime gets it raised in its thread after
+        ``config.cancel_grace_period`` seconds. Tasks made by nested progress() loops
+        are cancelled with it.
+        """
+        with self._lock:
+            if self._state.terminal:
+                return False
+            first = not self._cancel_requested
+            self._cancel_requested = True
+            self._state.cancel_requested = True
+            children = list(self._children)
+            self._log.split()  # lines printed before the request reach the hub before it
+        for child in children:
+            child.cancel()
+        if first and not self._state.terminal:
+            self._report.cancel_requested(self._state.status)
+        if first and self._state.status != "pending":
+            runtime = self._resolve_runtime()
+            self._interrupter.after_grace(runtime, lambda: self._state.terminal, self._abandoned)
+            runtime.pump_task(self)
+        return True
 
     # ---- runtime interface: lifecycle (the runtime, progress loops) --------------------
 
