@@ -1,7 +1,7 @@
 """A text progress bar on the terminal, for tasks run outside a kernel (scripts, a REPL).
 
-Used when ``config.console`` is ``"on"``, or ``"auto"`` and stderr is a terminal outside a
-kernel. It watches each task like any other view (so it is fed from the pump thread, at
+Chosen by `auto` when ``config.console`` is ``"on"``, or ``"auto"`` and stderr is a terminal
+outside a kernel. It watches each task like any other view (so it is fed from the pump thread, at
 most 10 times a second), keeps one status line for the running tasks, rewritten in place
 with a carriage return, and prints a final line per task when it ends. It writes to the
 real stderr, never through the capture router, so it is not captured into a task.
