@@ -60,21 +60,22 @@ __all__ = [
     "tasks",
 ]
 
-#: Public names loaded on first use, and the module that holds each.
+#: Public names loaded on first use, and the module that holds each (`api` for everything on
+#: the default runtime: loading it is what wires that runtime to its views).
 _LAZY = {
-    "Runtime": "kernel.runtime",
-    "cancelled": "kernel.runtime",
-    "config": "kernel.runtime",
-    "connect_hub": "kernel.runtime",
-    "current": "kernel.runtime",
-    "get": "kernel.runtime",
-    "last": "kernel.runtime",
-    "progress": "kernel.runtime",
-    "run": "kernel.runtime",
-    "task": "kernel.runtime",
-    "tasks": "kernel.runtime",
-    "RuntimeConfig": "kernel.config",
-    "Task": "kernel.task",
+    "Runtime": "api",
+    "RuntimeConfig": "api",
+    "Task": "api",
+    "cancelled": "api",
+    "config": "api",
+    "connect_hub": "api",
+    "current": "api",
+    "get": "api",
+    "last": "api",
+    "progress": "api",
+    "run": "api",
+    "task": "api",
+    "tasks": "api",
     "format_meter": "views.meter",
     "format_snapshot": "views.meter",
 }

@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 from ..protocol import RateEstimator, eta
 
-__all__ = ["MAIN", "Bar", "BarSet", "current_bar"]
+__all__ = ["MAIN", "Bar", "BarSet", "MainBar", "current_bar"]
 
 #: The innermost open bar in this thread or asyncio context (of whichever task owns it).
 current_bar: contextvars.ContextVar[Bar | None] = contextvars.ContextVar("taskstream_bar", default=None)
@@ -189,7 +189,48 @@ class BarSet:
                 out.append(state)
         return out
 
+    def key(self) -> tuple:
+        """What a view would see change in the bars."""
+        return tuple((b.id, b.current, b.total, b.desc, b.postfix, b.closed) for b in list(self._bars.values()))
+
     def _trim(self) -> None:
         left = [b for b in self._bars.values() if b.closed]
         for old in left[: max(0, len(left) - MAX_LEFT_BARS)]:
             del self._bars[old.id]
+
+
+class MainBar:
+    """A library's bar (tqdm, rich) driving a task's main bar, read through its ``source``."""
+
+    __slots__ = ("source", "current", "total", "desc", "unit", "postfix")
+
+    def __init__(self, source: Callable[[Any], None] | None):
+        self.source = source
+        self.current: float = 0
+        self.total: float | None = None
+        self.desc = ""
+        self.unit = "it"
+        self.postfix = ""
+
+    def sample_into(self, state: Any) -> None:
+        """Copy the library's count, total, unit and description into the task's state."""
+        if self.source is None:
+            return
+        try:
+            self.source(self)
+        except Exception:  # the library object went away mid-read: keep the last values
+            return
+        state.current = self.current
+        state.total = self.total
+        if self.unit:
+            state.unit = self.unit
+        message = f"{self.desc} {self.postfix}".strip() if self.postfix else self.desc
+        if message:
+            state.message = message
+
+    def nudge(self, now: float) -> None:
+        """The pump's visit: nothing to do, `sample_into` reads the source."""
+
+    def live_count(self) -> None:
+        """Not a sequence loop: the count comes from `sample_into`."""
+        return None

@@ -232,7 +232,7 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
             return target.write(text)
         if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        out = task._output
+        out = task.pending_output
         out.chunks.append(text)
         if out.waiting and out.open:
             return len(text)
@@ -248,7 +248,7 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
             return target.write(text)
         if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        out = task._output
+        out = task.pending_output
         out.chunks.append((text,))
         if out.waiting and out.open:
             return len(text)

@@ -15,7 +15,8 @@ import threading
 from typing import Any, Callable
 from urllib.parse import quote
 
-from .publisher import SECRET_HEADER
+from ..protocol import SECRET_HEADER
+from ._compat import response_socket
 from .diagnostics import quiet_thread, report_once
 
 __all__ = ["CommandListener"]
@@ -69,12 +70,11 @@ class CommandListener:
             contextvars.Context().run(self._thread.start)
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop listening; wakes a blocked read by shutting its socket down."""
+        """Stop listening; wakes a blocked read by shutting its socket down (else at the read timeout)."""
         self._closed.set()
         response = self._response
         if response is not None:
-            stream = response.extensions.get("network_stream")
-            sock = stream.get_extra_info("socket") if stream is not None else None
+            sock = response_socket(response)
             if sock is not None:
                 try:
                     sock.shutdown(socket.SHUT_RDWR)

@@ -9,7 +9,9 @@ Either way, only every ``stride`` items the loop does a checkpoint:
 store the count in the task, check for a cancel, read the clock, and choose the next
 stride so that checkpoints come about every `CHECK_INTERVAL` seconds (tqdm's dynamic
 ``miniters``). Nothing is locked or published per item; the runtime's pump thread reads
-the stored count at most 10 times a second. If items suddenly become slow after the stride
+the stored count at most 10 times a second. The loop drives its task through the task's
+runtime interface (`Task.drive`, `count_to`, `release`); the task asks the loop for its
+live position (`live_count`) and nudges it (`nudge`). If items suddenly become slow after the stride
 grew, the pump sees no checkpoint for `STALL_INTERVAL` and asks for one at the next item
 (what tqdm's monitor thread does with ``maxinterval``); a strided sequence loop cannot be
 stopped mid-stride, but its count stays live and a cancel still lands through the
@@ -24,10 +26,11 @@ from itertools import chain, islice
 from types import FrameType
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from .context import current_task
 from ..errors import ValidationError
+from ..protocol import check_count, check_unit
 from .bars import Bar
-from .task import Task, check_count, check_unit
+from .context import current_task
+from .task import Task
 
 if TYPE_CHECKING:
     from .runtime import Runtime
@@ -47,7 +50,7 @@ class _Loop:
 
     __slots__ = (
         "check_at", "stride", "last_n", "last_t", "task", "owned", "runtime", "total", "desc", "unit", "frame", "size",
-        "left", "bar", "leave",
+        "left", "live", "bar", "leave",
     )  # fmt: skip
 
     def __init__(
@@ -55,7 +58,7 @@ class _Loop:
     ):
         self.runtime = runtime
         self.leave = leave
-        #: The child bar this loop counts on, when it runs inside a task whose main bar is driven.
+        #: The child bar this loop counts on, inside a task whose main bar something else drives.
         self.bar: Bar | None = None
         self.total = total
         self.desc = desc
@@ -70,26 +73,17 @@ class _Loop:
         #: For a sequence loop: its length and its iterator's ``__length_hint__``.
         self.size = 0
         self.left: Callable[[], int] | None = None
+        #: True for a sequence loop, whose position the task reads while the loop runs.
+        self.live = False
 
     def claim(self) -> None:
-        """Drive the current task's main bar if nothing does; else count on a child bar of it;
-        outside any task, start a task of our own."""
+        """Drive the current task's main bar if it may; else count on a child bar of the innermost
+        open bar of that task; outside any task, start a task of our own."""
         parent = current_task.get()
         task = None
-        if parent is not None and not parent._closed:
-            with parent._lock:
-                if parent._drives_main(self.total):
-                    parent._driver = self
-                    parent._driven = True
-                    state = parent._state
-                    state.current = 0
-                    if self.total is not None:
-                        state.total = self.total
-                    state.unit = self.unit
-                    if self.desc:
-                        state.message = self.desc
-                    task = parent
-        if task is None and parent is not None and not parent._closed:
+        if parent is not None and parent.drive(self, total=self.total, unit=self.unit, message=self.desc):
+            task = parent
+        elif parent is not None and not parent.done:
             bar = parent.bars.open(self.desc or "", self.total, self.unit, self.leave)
             if self.left is not None:
                 bar.source = self._sample_bar
@@ -97,35 +91,26 @@ class _Loop:
             self.bar, task = bar, parent
         if task is None:
             task = Task(self.desc or "progress", self.total, self.unit, runtime=self.runtime)
-            task._driver = self
+            task.drive(self)
             self.owned = True
             if parent is not None:
-                with parent._lock:
-                    parent._children.append(task)
-                    if parent._cancel_requested:
-                        task._cancel_requested = True
-            task._start()
-            task._bind(threading.get_ident(), self.frame)
+                parent.add_child(task)
+            task.begin()
+            task.bind_thread(threading.get_ident(), self.frame)
             self.runtime.adopt_cell_task(task)
         self.frame = None
         self.task = task
         self.last_t = self.runtime.clock()
-        if task._cancel_requested:
-            raise task._cancelled_error()
+        task.raise_if_cancelled()
 
     def checkpoint(self, n: int) -> None:
         """Every ``stride`` items: publish the count, honour a cancel, pick the next stride."""
         task = self.task
         if self.bar is not None:
             self.bar.current = n
-        elif self.left is None:
-            task._state.current = n  # type: ignore[union-attr]
         else:
-            # The pump stores the live position too: never step back behind it.
-            with task._lock:  # type: ignore[union-attr]
-                task._state.current = max(n, task._state.current)  # type: ignore[union-attr]
-        if task._cancel_requested:  # type: ignore[union-attr]
-            raise task._cancelled_error()  # type: ignore[union-attr]
+            task.count_to(n, live=self.live)  # type: ignore[union-attr]
+        task.raise_if_cancelled()  # type: ignore[union-attr]
         now = self.runtime.clock()
         elapsed, items = now - self.last_t, n - self.last_n
         if elapsed > 0 and items > 0:
@@ -137,24 +122,21 @@ class _Loop:
         self.check_at = n + self.stride
 
     def _sample_bar(self, bar: Bar) -> None:
-        """A child sequence loop's live count (the sampler's read of its bar)."""
-        if self.left is not None:
-            bar.current = max(self.size - self.left() - 1, bar.current)
+        """A child sequence loop's live count (the pump's read of its bar)."""
+        count = self.live_count()
+        if count is not None and count > bar.current:
+            bar.current = count
 
-    def sample(self) -> None:
-        """Store a sequence loop's live count (task lock held; any thread may call it)."""
-        task = self.task
-        if self.left is not None and task is not None:  # None: still inside claim()
-            # Less the item the loop body holds: the count is of items done, as in tqdm.
-            done = self.size - self.left() - 1
-            task._state.current = max(done, task._state.current)
+    def live_count(self) -> int | None:
+        """A sequence loop's live count, read off its iterator (any thread); None for others."""
+        if self.left is None or self.task is None:  # task None: still inside claim()
+            return None
+        # Less the item the loop body holds: the count is of items done, as in tqdm.
+        return self.size - self.left() - 1
 
     def nudge(self, now: float) -> None:
-        """Called by the pump (task lock held): sample a sequence loop; after a long silence
-        in a counted loop, checkpoint at the next item."""
-        if self.left is not None:
-            self.sample()
-        elif now - self.last_t > STALL_INTERVAL:
+        """Called by the pump: after a long silence in a counted loop, checkpoint at the next item."""
+        if self.left is None and now - self.last_t > STALL_INTERVAL:
             self.check_at = 0
 
     def release(self, n: int, exc: BaseException | None) -> None:
@@ -168,13 +150,9 @@ class _Loop:
             bar.current = n
             task.bars.close(bar)
             return
-        with task._lock:
-            if not task._closed:
-                task._state.current = n
-            if task._driver is self:
-                task._driver = None
+        task.release(self, n)
         if self.owned:
-            task._finish(exc)
+            task.finish(exc)
 
 
 def _drive(loop: _Loop, iterable: Iterable) -> Iterator:
@@ -205,7 +183,7 @@ def _sequence_strides(loop: _Loop, seq: range | tuple, size: int) -> Iterator[It
     """
     it = iter(seq)
     left = it.__length_hint__
-    loop.size, loop.left = size, left
+    loop.size, loop.left, loop.live = size, left, True
     loop.claim()
     n = 0
     try:
@@ -253,7 +231,7 @@ def iterate(
             pass
     if total is None:
         total = size
-    loop = _Loop(runtime, total, desc, unit, frame or sys._getframe(1), leave)
+    loop = _Loop(runtime, total, desc, unit, frame or sys._getframe(1), bool(leave))
     if size is not None and type(iterable) in _SEQUENCES:
         return chain.from_iterable(_sequence_strides(loop, iterable, size))  # type: ignore[arg-type]
     return _drive(loop, iterable)

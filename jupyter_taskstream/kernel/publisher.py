@@ -1,23 +1,18 @@
-"""Sending tasks to the hub: a bounded buffer drained by one background thread.
+"""Sending tasks to the hub: producers queue into an `Outbox`, one background thread sends.
 
-Producers (task threads, the pump) only append to a `collections.deque`, which is
-thread-safe for append/popleft in CPython, and poke a `queue.SimpleQueue` so an idle
-sender wakes at once. Both are C-level operations: an asynchronous `TaskCancelled` landing
-in a task thread cannot leave a lock held here. The sender takes everything queued (up to
-a batch limit) per request, so at low rates each event goes out at once and at high rates
-batches grow while a request is in flight. Batches carry ``(publisher, seq)`` and a retried
-batch keeps its ``seq``, so the hub drops a duplicate after a lost reply.
+Producers (task threads, the view pump) only append to the outbox (see `outbox`) and poke a
+`queue.SimpleQueue` so an idle sender wakes at once; both are C-level operations. The
+sender takes everything queued (up to a batch limit) per request, so at low rates each
+event goes out at once and at high rates batches grow while a request is in flight. Every
+batch says which protocol version it speaks (`protocol.PROTOCOL_VERSION`) and carries
+``(publisher, seq)``; a retried batch keeps its ``seq``, so the hub drops a duplicate after
+a lost reply.
 
-Captured lines come in batches (`log_lines`) and go out as log events whose ``lines`` holds
-several lines of one task and stream; the hub stores and streams one event per line. A task
-with output not yet split into lines registers a drain (`output_waiting`) that the sender
-calls before it takes the next batch, so lines printed while a request was in flight leave
-together with the next one.
-
-When the hub is unreachable, batches are retried with capped exponential backoff and the
-buffer holds at most ``max_buffered`` events as the hub counts them (one per line); beyond
-that, older progress of a task is replaced by its latest value and the oldest log lines are
-dropped (one warning), keeping task specs and statuses.
+Captured lines come in batches (`log_lines`). A task with output not yet split into lines
+registers a drain (`output_waiting`) that the sender calls before it takes the next batch,
+so lines printed while a request was in flight leave together with the next one. When the
+hub is unreachable, batches are retried with capped exponential backoff while the outbox
+keeps what matters within its bound (one warning when it drops lines).
 """
 
 from __future__ import annotations
@@ -29,27 +24,15 @@ import queue
 import secrets
 import threading
 import time
-from collections import deque
 from typing import Any, Callable, Mapping
 
+from ..protocol import ENV_SECRET, ENV_URL, PROTOCOL_VERSION, SECRET_HEADER, replace_lone_surrogates
 from .diagnostics import quiet_thread, report_once
-from ..protocol import replace_lone_surrogates
+from .outbox import Outbox
 
-__all__ = ["ENV_SECRET", "ENV_URL", "SECRET_HEADER", "Publisher"]
-
-#: Must match `jupyter_taskstream.app.ENV_URL`/`ENV_SECRET` and `handlers.SECRET_HEADER`;
-#: repeated here because the kernel side never imports the server side (tornado).
-ENV_URL = "JUPYTER_TASKSTREAM_URL"
-ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
-SECRET_HEADER = "X-TaskStream-Secret"
+__all__ = ["Publisher"]
 
 _RETRY, _DONE = "retry", "done"
-#: Rough JSON overhead of one event besides its text, for sizing batches.
-_EVENT_OVERHEAD = 100
-#: Rough JSON overhead of one more line in a log event's ``lines``.
-_LINE_OVERHEAD = 4
-
-
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -61,11 +44,6 @@ def _encode(batch: dict[str, Any]) -> bytes:
         return body.encode("utf-8")
     except UnicodeEncodeError:
         return json.dumps(replace_lone_surrogates(batch), ensure_ascii=False, allow_nan=False).encode("utf-8")
-
-
-def _lines_bytes(lines: list[str]) -> int:
-    """Rough JSON size of a log event holding ``lines``."""
-    return _EVENT_OVERHEAD + sum(map(len, lines)) + _LINE_OVERHEAD * len(lines)
 
 
 class Publisher:
@@ -109,28 +87,20 @@ class Publisher:
             raise ValueError("url must be the hub's API URL, e.g. http://127.0.0.1:8888/taskstream/api")
         if not secret or not isinstance(secret, str):
             raise ValueError("secret must be the hub's publish secret (a non-empty string)")
-        if max_buffered < 1 or max_batch_events < 1:
-            raise ValueError("max_buffered and max_batch_events must be at least 1")
         self.url = url.rstrip("/")
         self.secret = secret
         self.kernel_id = kernel_id
-        self.max_buffered = max_buffered
-        self.max_batch_events = max_batch_events
-        self.max_batch_bytes = max_batch_bytes
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.timeout = timeout
+        #: What waits to be sent; bounded, see `Outbox`.
+        self.outbox = Outbox(max_buffered, max_batch_events, max_batch_bytes)
         #: Random per process, so the hub can tell our batch numbers from another kernel's.
         self.publisher_id = secrets.token_hex(8)
         self.sent_batches = 0
         self.sent_events = 0
-        self.dropped_lines = 0
-        self._queue: deque[tuple[str, Any]] = deque()
-        #: Lines queued beyond one per queue item (what multi-line log items add to the count).
-        self._extra_lines = 0
         #: Drains of tasks with output not yet split into lines, called before the next batch.
         self._sources: set[Callable[[], None]] = set()
-        self._lock = threading.Lock()  # taking a batch vs shedding: producers never take it per event
         self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
         self._wake_pending = False
         self._stop = threading.Event()
@@ -143,6 +113,11 @@ class Publisher:
         self._start_lock = threading.Lock()
         self._closing = False
         self._give_up_at = float("inf")
+
+    @property
+    def dropped_lines(self) -> int:
+        """Log lines dropped because the hub did not keep up."""
+        return self.outbox.dropped_lines
 
     @classmethod
     def from_environment(
@@ -159,36 +134,33 @@ class Publisher:
 
     def task_spec(self, spec: dict[str, Any]) -> None:
         """Queue a task's spec (id, name, total, unit, kernel_id); it precedes the task's events."""
-        self._put(("spec", spec))
+        self._queued(self.outbox.put(("spec", spec)))
 
     def event(self, task_id: str, etype: str, data: dict[str, Any]) -> None:
         """Queue one event of a task."""
         if task_id in self._skipped:
             return  # the hub said this task takes no more events
-        self._put(("event", {"task": task_id, "type": etype, "data": data}))
+        self._queued(self.outbox.put(("event", {"task": task_id, "type": etype, "data": data})))
 
     def log_lines(self, task_id: str, stream: str, lines: list[str]) -> None:
         """Queue captured lines of one task and stream; the list must not change afterwards."""
         if task_id in self._skipped:
             return
-        item = ("event", {"task": task_id, "type": "log", "data": {"stream": stream, "lines": lines}})
-        with self._lock:  # once per batch of lines, so the count of queued lines stays exact
-            self._queue.append(item)
-            self._extra_lines += len(lines) - 1
-        self._queued()
+        self._queued(self.outbox.put_lines(task_id, stream, lines))
 
     def output_waiting(self, drain: Callable[[], None]) -> None:
         """Have the sender call ``drain()`` (which queues a task's new lines) before its next batch."""
         self._sources.add(drain)
         self._poke()
 
-    def _put(self, item: tuple[str, Any]) -> None:
-        self._queue.append(item)
-        self._queued()
-
-    def _queued(self) -> None:
-        if len(self._queue) + self._extra_lines > self.max_buffered:
-            self._shed()
+    def _queued(self, shed: bool) -> None:
+        if shed:
+            report_once(
+                ("dropped", self.publisher_id),
+                f"the hub at {self.url} is not keeping up: dropping the oldest captured log lines "
+                f"(more than {self.outbox.max_buffered} events buffered). Progress and statuses are kept; "
+                "raise jupyter_taskstream.config.max_buffered_events to buffer more.",
+            )
         self._poke()
 
     def _poke(self) -> None:
@@ -206,57 +178,13 @@ class Publisher:
                 contextvars.Context().run(thread.start)
                 self._thread = thread
 
-    def _shed(self) -> None:
-        """Make room: latest progress per task wins, then the oldest log lines go."""
-        with self._lock:
-            count = len(self._queue)
-            if count + self._extra_lines <= self.max_buffered:
-                return
-            items = [self._queue.popleft() for _ in range(count)]
-            latest: dict[str, int] = {}
-            for i, (kind, payload) in enumerate(items):
-                if kind == "event" and payload["type"] == "progress":
-                    latest[payload["task"]] = i
-            kept = [
-                item for i, item in enumerate(items)
-                if not (item[0] == "event" and item[1]["type"] == "progress" and latest[item[1]["task"]] != i)
-            ]  # fmt: skip
-            # Shed to three quarters, so the next shed is many events away.
-            excess = len(kept) + self._extra_lines - self.max_buffered * 3 // 4
-            out = []
-            for item in kept:
-                if excess > 0 and item[0] == "event" and item[1]["type"] == "log":
-                    data = item[1]["data"]
-                    lines = data.get("lines")
-                    if lines is None or len(lines) <= excess:
-                        n = 1 if lines is None else len(lines)
-                        excess -= n
-                        self.dropped_lines += n
-                        continue
-                    # Part of a batch of lines goes: its oldest.
-                    self.dropped_lines += excess
-                    item = ("event", {**item[1], "data": {**data, "lines": lines[excess:]}})
-                    excess = 0
-                out.append(item)
-            self._extra_lines = sum(
-                len(p["data"]["lines"]) - 1 for kind, p in out if kind == "event" and "lines" in p["data"]
-            )
-            self._queue.extendleft(reversed(out))
-        if self.dropped_lines:
-            report_once(
-                ("dropped", self.publisher_id),
-                f"the hub at {self.url} is not keeping up: dropping the oldest captured log lines "
-                f"(more than {self.max_buffered} events buffered). Progress and statuses are kept; "
-                "raise jupyter_taskstream.config.max_buffered_events to buffer more.",
-            )
-
     # ---- lifecycle ---------------------------------------------------------------------
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far was sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._drained:
-            while self._queue or self._in_flight or self._sources:
+            while self.outbox or self._in_flight or self._sources:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -277,7 +205,7 @@ class Publisher:
     # ---- the sender thread -------------------------------------------------------------
 
     def _take(self) -> dict[str, Any] | None:
-        # Outside our lock: a drain takes the task's lock, then ours (in log_lines).
+        # Outside the outbox's lock: a drain takes the task's lock, then the outbox's.
         while self._sources:
             try:
                 drain = self._sources.pop()
@@ -287,66 +215,22 @@ class Publisher:
                 drain()
             except Exception as e:  # one task's broken output must not stop the sender for all
                 report_once(("drain", type(e)), f"could not split a task's output into lines: {e!r}")
-        with self._lock:
-            if not self._queue:
-                return None
-            specs, events, count, size = [], [], 0, 0
-            while self._queue and count < self.max_batch_events and size < self.max_batch_bytes:
-                kind, payload = self._queue.popleft()
-                if kind == "spec":
-                    specs.append(payload)
-                    size += _EVENT_OVERHEAD
-                    continue
-                lines = payload["data"].get("lines")
-                if lines is None:
-                    events.append(payload)
-                    count += 1
-                    size += _EVENT_OVERHEAD + len(payload["data"].get("text", ""))
-                    continue
-                self._extra_lines -= len(lines) - 1
-                nbytes = _lines_bytes(lines)
-                count_room, byte_room = self.max_batch_events - count, self.max_batch_bytes - size
-                if len(lines) > count_room or nbytes > byte_room:
-                    taken = self._fit(lines, count_room, byte_room, count > 0)
-                else:
-                    taken = len(lines)
-                if taken == 0:  # a line too long for what is left: it leads the next batch
-                    self._queue.appendleft((kind, payload))
-                    self._extra_lines += len(lines) - 1
-                    break
-                if taken < len(lines):  # the rest leads the next batch
-                    rest = lines[taken:]
-                    self._queue.appendleft(("event", {**payload, "data": {**payload["data"], "lines": rest}}))
-                    self._extra_lines += len(rest) - 1
-                    lines = lines[:taken]
-                    nbytes = _lines_bytes(lines)
-                count += len(lines)
-                size += nbytes
-                last = events[-1] if events else None
-                if (
-                    last is not None and last["task"] == payload["task"] and "lines" in last["data"]
-                    and last["data"]["stream"] == payload["data"]["stream"]
-                ):  # fmt: skip
-                    last["data"]["lines"] += lines  # consecutive lines of one stream: one event
-                else:
-                    events.append({**payload, "data": {**payload["data"], "lines": list(lines)}})
-            self._in_flight = len(specs) + count
-            self._batch_events = count
+        self._in_flight = 1  # busy before the outbox looks empty, so `flush` cannot return early
+        taken = self.outbox.take()
+        if taken is None:
+            self._in_flight = 0
+            return None
+        specs, events, count = taken
+        self._in_flight = len(specs) + count
+        self._batch_events = count
         self._seq += 1
-        return {"publisher": self.publisher_id, "seq": self._seq, "tasks": specs, "events": events}
-
-    @staticmethod
-    def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> int:
-        """How many of ``lines`` fit in the room a batch has left (one at least, unless ``started``)."""
-        n = max(min(len(lines), count_room), 1)
-        if _lines_bytes(lines[:n]) <= byte_room:
-            return n
-        size = _EVENT_OVERHEAD
-        for i, line in enumerate(lines[:n]):  # long lines: cut where the bytes run out
-            size += len(line) + _LINE_OVERHEAD
-            if size > byte_room:
-                return i if i or started else 1
-        return n
+        return {
+            "protocol": PROTOCOL_VERSION,
+            "publisher": self.publisher_id,
+            "seq": self._seq,
+            "tasks": specs,
+            "events": events,
+        }
 
     def _run(self) -> None:
         import httpx  # only a kernel that publishes pays for importing httpx

@@ -1,11 +1,12 @@
-"""The kernel-side runtime: the public API (`task`, `progress`, `run`, ...) and its `Runtime`.
+"""`Runtime`: this process's tasks, the view thread, the hub connection, and the API bound to them.
 
 A `Runtime` holds this process's tasks, the pump thread that feeds views, and, when the
 kernel was started by a Jupyter server with the extension, the `Publisher` and the
-`CommandListener` that talk to the hub. The module-level functions use one default
-runtime, created on first use; tests and embedders may make their own with injected
-publisher, kernel id and clocks. Nothing starts (no thread, no stream patching, no
-network) until the first task starts.
+`CommandListener` that talk to the hub. It knows no front end: a ``view`` hook, given by
+whoever creates it, shows each task (`jupyter_taskstream.api` makes the default runtime
+behind ``ts.task``/``ts.run``/``ts.progress`` with `views.auto`). Tests and embedders may make
+their own with injected publisher, kernel id and clocks. Nothing starts (no thread, no
+stream patching, no network) until the first task starts.
 """
 
 from __future__ import annotations
@@ -20,38 +21,20 @@ import time
 from collections import OrderedDict, deque
 from typing import Any, Callable, Iterable, Iterator
 
-from . import capture
-
-from . import host
-from .commands import CommandListener
-from .context import current_task, install_thread_propagation
 from ..errors import TaskCancelled, TaskNotFound
-from .task import Task
+from . import capture, host
+from .commands import CommandListener
+from .config import RuntimeConfig
+from .context import current_task, install_thread_propagation
 from .progress import iterate
 from .publisher import Publisher
 from .sampler import ViewPump
-from .config import RuntimeConfig
+from .task import Task
 
-__all__ = [
-    "Runtime",
-    "cancelled",
-    "config",
-    "connect_hub",
-    "current",
-    "default_runtime",
-    "get",
-    "last",
-    "progress",
-    "run",
-    "task",
-    "tasks",
-]
+__all__ = ["Runtime", "View"]
 
-#: False while a caller (``%%taskstream --no-widget``) starts tasks that must not show a widget.
-show_widgets: contextvars.ContextVar[bool] = contextvars.ContextVar("taskstream_show_widgets", default=True)
-
-#: Settings of the default runtime, e.g. ``jupyter_taskstream.config.cancel_grace_period = 5``.
-config = RuntimeConfig()
+#: Shows a task somewhere: called as ``view(task, has_hub)`` on the thread that starts it.
+View = Callable[[Task, bool], Any]
 
 _AUTO = "auto"
 
@@ -72,6 +55,10 @@ class Runtime:
         Listen to the hub's commands (cancel, start) when there is a publisher and a kernel id.
     namespace : dict, optional
         Globals for code the hub starts; IPython's ``user_ns`` (or ``__main__``) by default.
+    view : callable, optional
+        ``view(task, has_hub)``, called when a task starts, to show it (a widget, a console
+        bar); None shows nothing. `jupyter_taskstream.views.auto.AutoView` chooses like
+        ``tqdm.auto``.
     clock, wall : callable
         Monotonic seconds for intervals and rates, epoch seconds for timestamps.
     """
@@ -84,6 +71,7 @@ class Runtime:
         kernel_id: str | None = _AUTO,
         commands: bool = True,
         namespace: dict | None = None,
+        view: View | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ):
@@ -94,6 +82,7 @@ class Runtime:
         self._kernel_id_arg = kernel_id
         self._want_commands = commands
         self._namespace = namespace
+        self._view = view
         self._lock = threading.Lock()
         self._connected = False
         self.publisher: Publisher | None = None
@@ -103,7 +92,6 @@ class Runtime:
         self._finished: deque[str] = deque()
         self._last: Task | None = None
         self._pump = ViewPump(lambda: self.config.view_interval, clock)
-        self._console: Any = None
         self._cell_tasks: list[Task] = []
         self._cell_hook = False
 
@@ -116,12 +104,7 @@ class Runtime:
         return Task(name, total, unit, runtime=self)
 
     def progress(
-        self,
-        iterable: Iterable,
-        total: float | None = None,
-        desc: str | None = None,
-        unit: str = "it",
-        leave: bool = False,
+        self, iterable: Iterable, total: float | None = None, desc: str | None = None, unit: str = "it", leave: bool = False
     ) -> Iterator:
         """Iterate ``iterable`` while counting into the current task (see `jupyter_taskstream.progress`)."""
         return iterate(self, iterable, total, desc, unit, sys._getframe(1), leave)
@@ -164,7 +147,7 @@ class Runtime:
     def cancelled(self) -> bool:
         """True if the current task was asked to stop (False outside tasks)."""
         t = current_task.get()
-        return t is not None and t._cancel_requested
+        return t is not None and t.cancel_requested
 
     def current(self) -> Task | None:
         """The task the calling code runs in, or None."""
@@ -209,29 +192,16 @@ class Runtime:
     # ---- called by tasks ----------------------------------------------------------------
 
     def task_started(self, task: Task) -> None:
-        """Register a task that just started and announce it to the hub."""
+        """Register a task that just started (connected, announced) and show it."""
         capture.install()
         install_thread_propagation()
-        self._connect()
-        task._state.kernel_id = self._kernel_id
-        task._pub = pub = self.publisher
         with self._lock:
             self._tasks[task.id] = task
             self._last = task
-        if pub is not None:
-            state = task._state
-            pub.task_spec(
-                {"id": task.id, "name": state.name, "total": state.total, "unit": state.unit, "kernel_id": self._kernel_id}
-            )
-            pub.event(task.id, "status", {"status": "running"})
-        if self._console is not None:
-            task.watch(self._console.show)
         # Every task: the pump splits captured output into lines, hub or not (see capture).
         self._pump.add(task)
-        if self._widget_wanted():
-            from ..views.widget import display_task
-
-            display_task(task, log_lines=self.config.widget_log_lines, has_hub=pub is not None)
+        if self._view is not None:
+            self._view(task, self.publisher is not None)
 
     def task_finished(self, task: Task) -> None:
         """Forget the oldest finished tasks beyond ``config.max_tasks``; wake the views."""
@@ -273,7 +243,7 @@ class Runtime:
     # ---- internals ----------------------------------------------------------------------
 
     def _connect(self) -> None:
-        """Resolve kernel id, publisher, command listener and console bar, once."""
+        """Resolve kernel id, publisher and command listener, once."""
         if self._connected:
             return
         with self._lock:
@@ -298,37 +268,10 @@ class Runtime:
                     pub.url, pub.secret, self._kernel_id, self.handle_command, backoff_max=self.config.max_backoff
                 )
                 self.commands.start()
-            if self._console_wanted():
-                from ..views.console import ConsoleBar
-
-                self._console = ConsoleBar(sys.__stderr__)
             self._connected = True
 
-    def _widget_wanted(self) -> bool:
-        """A widget for tasks a cell starts on the main thread, not for tasks inside tasks."""
-        mode = self.config.widget
-        if mode == "off" or not show_widgets.get():
-            return False
-        if threading.current_thread() is not threading.main_thread() or not host.in_kernel():
-            return False
-        if mode == "auto":
-            import importlib.util
-
-            return all(importlib.util.find_spec(m) is not None for m in ("ipywidgets", "anywidget"))
-        return True
-
-    def _console_wanted(self) -> bool:
-        mode = self.config.console
-        if mode != "auto":
-            return mode == "on"
-        stream = sys.__stderr__
-        try:
-            return stream is not None and stream.isatty() and not host.in_kernel()
-        except (AttributeError, ValueError):
-            return False
-
     def _launch(self, task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
-        task._start()
+        task.begin()
         context = contextvars.copy_context()
         thread = threading.Thread(
             target=context.run, args=(_thread_main, task, fn, args, kwargs), name=f"taskstream-{task.id}", daemon=True
@@ -340,18 +283,17 @@ class Runtime:
         if error is None:
             return
         for task in tasks:
-            task._finish(error)
+            task.finish(error)
 
 
 def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
     """Body of a `run` thread: the task is current, its outcome is recorded, always."""
     current_task.set(task)
-    task._bind(threading.get_ident(), sys._getframe())
+    task.bind_thread(threading.get_ident(), sys._getframe())
     result: Any = None
     outcome: BaseException | None = None
     try:
-        if task._cancel_requested:
-            raise task._cancelled_error()
+        task.raise_if_cancelled()
         result = fn(*args, **kwargs)
         if inspect.iscoroutine(result):
             result = asyncio.run(result)
@@ -359,137 +301,9 @@ def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
         outcome = e
     while True:
         try:
-            task._finish(outcome, result)
+            task.finish(outcome, result)
             return
         except TaskCancelled as late:
-            # An interrupt landed after the body but before _finish closed the door; the
+            # An interrupt landed after the body but before finish closed the door; the
             # retry cannot be hit again since nothing is sent once the door is closed.
             outcome = outcome or late
-
-
-# ---- module-level API on the default runtime ----------------------------------------------
-
-_default: Runtime | None = None
-_default_lock = threading.Lock()
-
-
-def default_runtime() -> Runtime:
-    """The process's runtime behind the module-level functions (made on first use)."""
-    global _default
-    if _default is None:
-        with _default_lock:
-            if _default is None:
-                _default = Runtime(config)
-                # TEMP(bars-work): moves to the top-level wiring (api.py) on merge.
-                from ..integrations import enable
-
-                enable()
-    return _default
-
-
-def task(name: str | Callable, total: float | None = None, unit: str = "it") -> Task:
-    """Make a task: a context manager, and a decorator that makes a new task per call.
-
-    Parameters
-    ----------
-    name : str
-        Shown in every view (1-200 characters). ``@task`` without arguments uses the
-        function's name.
-    total : float, optional
-        Expected number of items, for a percentage and an ETA.
-    unit : str
-        What is counted.
-
-    Returns
-    -------
-    Task
-        Pending until entered. Inside, ``t.update(n)``, ``t.set(current, total, message)``
-        and ``t.log(text)`` report; print and logging output is captured into its log.
-        A task entered inside another is a separate task (not a child).
-    """
-    return default_runtime().task(name, total, unit)
-
-
-def progress(
-    iterable: Iterable, total: float | None = None, desc: str | None = None, unit: str = "it", leave: bool = False
-) -> Iterator:
-    """Iterate ``iterable``, counting each item into the current task (like tqdm).
-
-    Parameters
-    ----------
-    iterable : iterable
-        What to loop over.
-    total : float, optional
-        Expected number of items; taken from ``len(iterable)`` when it has one.
-    desc : str, optional
-        Name of the task this loop makes when there is none to drive; otherwise the
-        driven task's message.
-    unit : str
-        What is counted.
-    leave : bool
-        For a child bar (a loop nested in another one of the same task): keep it, closed,
-        in the views once the loop ends. By default it disappears.
-
-    Returns
-    -------
-    iterator
-        A generator. Inside a task whose main bar nothing drives yet, it drives the main
-        bar (its count restarts at 0). Inside a task whose main bar is driven (an outer
-        loop, ``update()``/``set()``, a tqdm bar), it counts on a child bar of the innermost
-        open bar: one task, nested bars. Outside a task it makes a task of its own that ends
-        when the loop does. Raises `TaskCancelled` at the next step after the task is cancelled.
-    """
-    return iterate(default_runtime(), iterable, total, desc, unit, sys._getframe(1), leave)
-
-
-def run(fn: Callable, /, *args: Any, name: str | None = None, **kwargs: Any) -> Task:
-    """Run ``fn(*args, **kwargs)`` as a task in a background daemon thread; return at once.
-
-    Parameters
-    ----------
-    fn : callable
-        The work; a coroutine function runs in its own event loop in that thread.
-    name : str, optional
-        The task's name; ``fn.__name__`` by default.
-
-    Returns
-    -------
-    Task
-        The handle: ``id``, ``status``, ``wait(timeout)``, ``result(timeout)`` (re-raises
-        the task's exception), ``cancel()``, ``snapshot()``, ``watch(callback)``.
-    """
-    return default_runtime().run(fn, *args, name=name, **kwargs)
-
-
-def connect_hub() -> bool:
-    """Start talking to the hub (publisher and command stream) now; True if this kernel has one.
-
-    Tasks connect by themselves when they start; the hub runs this in a kernel before it
-    sends the kernel a task to start, so the command stream is open to receive it.
-    """
-    return default_runtime().connect_hub()
-
-
-def cancelled() -> bool:
-    """True if the current task was asked to stop, for code that checks by itself."""
-    return default_runtime().cancelled()
-
-
-def current() -> Task | None:
-    """The task the calling code runs in (e.g. inside a decorated function), or None."""
-    return current_task.get()
-
-
-def tasks() -> list[Task]:
-    """Handles of this kernel's tasks, oldest first."""
-    return default_runtime().tasks()
-
-
-def last() -> Task | None:
-    """The most recently started task, or None."""
-    return default_runtime().last()
-
-
-def get(task_id: str) -> Task:
-    """This kernel's task with id ``task_id``; raises `TaskNotFound`."""
-    return default_runtime().get(task_id)

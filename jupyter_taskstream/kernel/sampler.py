@@ -62,13 +62,13 @@ class ViewPump:
         # A little under the interval, so a pass that starts a hair early still counts.
         min_gap = self._interval() * 0.9
         for task in tasks:
-            for watcher, snapshot in task._tick(now, min_gap):
+            for watcher, snapshot in task.tick(now, min_gap):
                 try:
                     watcher.callback(snapshot)
                 except Exception as e:
                     report_once(("watch", id(watcher.callback)), f"a watch() callback of task {task.id} failed: {e!r}")
             with self._lock:
-                if not task._needs_pump():
+                if not task.needs_visits():
                     self._tasks.pop(task.id, None)
         with self._lock:
             return bool(self._tasks)

@@ -1,11 +1,14 @@
-"""`Task`: one unit of observable work in the kernel, its state, output, cancel and views.
+"""`Task`: one unit of observable work in the kernel, as its users hold it.
 
 A task is made by `jupyter_taskstream.task` (context manager or decorator), by
 `jupyter_taskstream.run` (a background thread) or by `jupyter_taskstream.progress` (a loop
 with no task around it). The counting paths (`Task.update`, the progress loop) only add
 to a number and read a flag; clocks, snapshots, the hub and the watchers are the job of
-the runtime's one pump thread (`pump.ViewPump`), which samples tasks at most 10 times a
+the runtime's one view thread (`sampler.ViewPump`), which samples tasks at most 10 times a
 second. That is what keeps per-item cost low and the views coalesced.
+
+This module is the user-facing API; the state, its parts and the lifecycle the runtime
+drives are in the base class, `taskcore.TaskCore`.
 """
 
 from __future__ import annotations
@@ -13,65 +16,20 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import math
 import sys
 import threading
-import time
-import traceback
-from collections import deque
-from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, Callable
+from types import TracebackType
+from typing import Any, Callable
 
-from . import interrupt
-from .capture import MAX_PARTIAL_CHARS, LineBuffer, PendingOutput, no_run_over, split_runs
-from .bars import Bar, BarSet
+from ..errors import ValidationError
+from ..protocol import check_count, display_status
 from .context import current_task
-from ..errors import TaskCancelled, TaskFinished, TaskRunning, ValidationError
-from ..protocol import TaskState, new_task_id, validate_name, validate_task_id
+from .taskcore import TaskCore
 
-if TYPE_CHECKING:
-    from .runtime import Runtime
-
-__all__ = ["Task", "check_count", "check_unit"]
-
-_PACKAGE = __name__.rpartition(".")[0]
-#: Seconds between two rate samples at least; closer samples are too noisy to use.
-_MIN_RATE_INTERVAL = 0.05
-#: Weight of the newest sample in the moving average of the rate (tqdm's default smoothing).
-_RATE_SMOOTHING = 0.3
-#: When an interrupt would land in the runtime's own code, try again this much later.
-_INTERRUPT_RETRY = 0.05
+__all__ = ["Task"]
 
 
-def check_count(value: Any, field: str, *, nullable: bool = False) -> Any:
-    """A finite number >= 0 (or None when ``nullable``); `ValidationError` naming ``field``."""
-    if value is None and nullable:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(field, f"must be a number, not {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValidationError(field, f"must be a finite number >= 0, not {value!r}")
-    return value
-
-
-def check_unit(unit: Any) -> str:
-    """A unit name: a non-empty string of at most 50 characters."""
-    if not isinstance(unit, str) or not unit or len(unit) > 50:
-        raise ValidationError("unit", "must be a non-empty string of at most 50 characters")
-    return unit
-
-
-class _Watcher:
-    __slots__ = ("callback", "key", "final", "called_at")
-
-    def __init__(self, callback: Callable[[dict], Any]):
-        self.callback = callback
-        self.key: tuple | None = None
-        self.final = False
-        self.called_at = float("-inf")
-
-
-class Task:
+class Task(TaskCore):
     """One task: counts progress, keeps captured output, reports to views and the hub.
 
     Parameters
@@ -92,58 +50,6 @@ class Task:
     separate task (the hub has no nesting); output goes to the innermost one.
     """
 
-    def __init__(
-        self,
-        name: str,
-        total: float | None = None,
-        unit: str = "it",
-        *,
-        task_id: str | None = None,
-        runtime: Runtime | None = None,
-    ):
-        validate_name(name)
-        check_count(total, "total", nullable=True)
-        check_unit(unit)
-        self.id = new_task_id() if task_id is None else validate_task_id(task_id, "task_id")
-        self._runtime = runtime
-        now = runtime.wall() if runtime is not None else time.time()
-        self._state = TaskState(self.id, name, now=now, total=total, unit=unit)
-        self._lock = threading.Lock()
-        self._interrupt_lock = threading.Lock()
-        self._done = threading.Event()
-        self._cancel_requested = False
-        self._closed = False
-        self._pub: Any = None
-        self._t0 = 0.0
-        self._rate_sample: tuple[float, float] | None = None
-        self._published: tuple | None = None
-        self._published_at = float("-inf")
-        #: The latest captured lines as ``(stream, lines)`` batches, at least ``_log_keep``
-        #: lines when there are that many; `snapshot` makes them dicts (not every line pays).
-        self._log: deque[tuple[str, list[str]]] = deque()
-        self._log_keep = 100
-        self._log_held = 0
-        self._log_count = 0
-        self._buffers = {"stdout": LineBuffer(), "stderr": LineBuffer()}
-        self._output = PendingOutput(self._lock, self._output_waiting)
-        self._last_stream = "stdout"
-        self._watchers: list[_Watcher] = []
-        self._children: list[Task] = []
-        self._driver: Any = None  # what drives the main bar: a progress loop or a library's bar
-        #: True once the task's code set the count itself (update/set): later bars are children.
-        self._main_touched = False
-        #: True once a loop or bar has driven the main bar (later ones may set a new total).
-        self._driven = False
-        self._bars: BarSet | None = None
-        self._thread_id: int | None = None
-        self._entry_frame: FrameType | None = None
-        self._asyncio_task: Any = None
-        self._interruptible = False
-        self._interrupt_sent = False
-        self._token: Any = None
-        self._result: Any = None
-        self._exception: BaseException | None = None
-
     # ---- what views read ---------------------------------------------------------------
 
     @property
@@ -153,20 +59,16 @@ class Task:
 
     @property
     def status(self) -> str:
-        """``pending``, ``running``, ``cancelling`` (local only), ``completed``, ``failed`` or ``cancelled``."""
-        status = self._state.status
-        if self._cancel_requested and status == "running":
-            return "cancelling"
-        return status
+        """``pending``, ``running``, ``cancelling`` (asked to stop), ``completed``, ``failed`` or ``cancelled``."""
+        return display_status(self._state.status, self._cancel_requested)
 
     @property
     def current(self) -> float:
         """Items done so far."""
         driver = self._driver
-        if driver is not None and driver.left is not None:
+        if driver is not None and driver.live:
             with self._lock:
-                if self._driver is driver:
-                    driver.sample()
+                self._sample_driver()
         return self._state.current
 
     @property
@@ -184,44 +86,21 @@ class Task:
         """True once the task has completed, failed or been cancelled."""
         return self._done.is_set()
 
-    def snapshot(self) -> dict[str, Any]:
-        """The task in the hub's snapshot shape, plus local ``cancelling``, ``log``, ``partial``, ``elapsed``."""
-        runtime = self._runtime
-        with self._lock:
-            self._split_output()
-            if runtime is not None and self._state.status == "running":
-                if self._driver is not None:
-                    self._driver.sample()
-                self._measure(runtime.clock())
-            snap = self._state.snapshot()
-            snap["last_event_id"] = None  # only the hub numbers events
-            snap["cancelling"] = self._cancel_requested and not self._state.terminal
-            snap["log"] = self._log_tail()
-            snap["partial"] = self._buffers[self._last_stream].peek()
-            snap["elapsed"] = self._elapsed()
-        bars = self._bars
-        if bars is not None:
-            bars.refresh()
-        snap["bars"] = bars.visible() if bars is not None else []
-        return snap
-
     def watch(self, callback: Callable[[dict], Any]) -> Callable[[], None]:
-        """Call ``callback(snapshot)`` on changes, at most 10/s, from the runtime's pump thread.
+        """Call ``callback(snapshot)`` on changes, at most 10/s, from the runtime's view thread.
 
         The callback is always called once more with the final state after the task ends
         (at once if it has ended already). Returns a function that stops watching.
         """
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        watcher = _Watcher(callback)
         with self._lock:
-            self._watchers.append(watcher)
+            watcher = self._watchers.add(callback)
         self._resolve_runtime().pump_task(self)
 
         def unwatch() -> None:
             with self._lock:
-                if watcher in self._watchers:
-                    self._watchers.remove(watcher)
+                self._watchers.remove(watcher)
 
         return unwatch
 
@@ -230,25 +109,24 @@ class Task:
     def update(self, n: float = 1) -> None:
         """Add ``n`` items done; raises `TaskCancelled` once the task was cancelled."""
         if self._cancel_requested:
-            raise self._cancelled_error()
+            raise self.cancelled_error()
         if type(n) is not int or n < 0:
             check_count(n, "n")
-        self._main_touched = True
+        self._main_touched = True  # the code counts the main bar itself: loops inside are children
         with self._lock:
             self._state.current += n
 
     def set(self, current: float | None = None, total: float | None = None, message: str | None = None) -> None:
         """Set the count, the expected total and/or a status message; None leaves a field as it is."""
         if self._cancel_requested:
-            raise self._cancelled_error()
+            raise self.cancelled_error()
         check_count(current, "current", nullable=True)
         check_count(total, "total", nullable=True)
         if message is not None and not isinstance(message, str):
             raise ValidationError("message", f"must be a string, not {type(message).__name__}")
-        if current is not None:
-            self._main_touched = True
         with self._lock:
             if current is not None:
+                self._main_touched = True
                 self._state.current = current
             if total is not None:
                 self._state.total = total
@@ -260,99 +138,15 @@ class Task:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, not {type(text).__name__}")
         with self._lock:
-            self._split_output()  # lines printed before stay before
-            self._add_lines("stdout", text.rstrip("\n").split("\n"))
+            self._log.split()  # lines printed before stay before
+            self._log.add("stdout", text.rstrip("\n").split("\n"))
 
-    @property
-    def bars(self) -> BarSet:
-        """The task's child bars (nested loops, tqdm and rich bars inside the task)."""
-        bars = self._bars
-        if bars is None:
-            with self._lock:
-                if self._bars is None:
-                    self._bars = BarSet(self)
-                bars = self._bars
-        return bars
-
-    def open_bar(
-        self,
-        desc: str | None = None,
-        total: float | None = None,
-        unit: str = "it",
-        leave: bool = True,
-        source: Callable[[Any], None] | None = None,
-    ) -> Bar | MainBar:
-        """A bar of this task: the main bar when nothing drives it yet, else a child bar.
-
-        ``source(bar)`` refreshes the bar's ``current``/``total``/``desc``/``unit``/``postfix``
-        from the object that drives it; the runtime calls it when it samples (10/s) and once
-        at `close_bar`. Close the bar with `close_bar`.
-        """
-        with self._lock:
-            if self._drives_main(total):
-                main = MainBar(self, source)
-                self._driver = main
-                self._driven = True
-                state = self._state
-                state.current = 0
-                if total is not None:
-                    state.total = total
-                state.unit = unit
-                if desc:
-                    state.message = desc
-                return main
-        bar = self.bars.open(desc or "", total, unit, leave)
-        bar.source = source
-        bar.enter()
-        return bar
-
-    def _drives_main(self, total: float | None) -> bool:
-        """Whether a new loop or bar drives the main bar (lock held): nothing drives it yet,
-        the task's code has not counted itself (update/set), and the task either has no
-        total of its own or the same one (``%%taskstream --total 3`` over ``range(3)``).
-        Otherwise it is a child bar: ``ts.task("files", total=n)`` around a chunk loop."""
-        if self._driver is not None or self._main_touched or self._closed:
-            return False
-        return self._state.total is None or self._state.total == total or self._driven
-
-    def close_bar(self, bar: Bar | MainBar) -> None:
-        """End a bar from `open_bar`: the main bar keeps its final count; a child closes."""
-        if isinstance(bar, MainBar):
-            with self._lock:
-                bar.sample()
-                if self._driver is bar:
-                    self._driver = None
-            return
-        self.bars.close(bar)
+    def raise_if_cancelled(self) -> None:
+        """Raise `TaskCancelled` if the task was asked to stop (a check for code that counts nothing)."""
+        if self._cancel_requested:
+            raise self.cancelled_error()
 
     # ---- what the caller of a task uses ------------------------------------------------
-
-    def cancel(self) -> bool:
-        """Ask the task to stop; False if it has already ended.
-
-        The task's code gets `TaskCancelled` at its next progress step, `update` or `set`;
-        code that never calls the runtime gets it raised in its thread after
-        ``config.cancel_grace_period`` seconds. Tasks made by nested progress() loops
-        are cancelled with it.
-        """
-        with self._lock:
-            if self._state.terminal:
-                return False
-            first = not self._cancel_requested
-            self._cancel_requested = True
-            self._state.cancel_requested = True
-            children = list(self._children)
-            self._split_output()  # lines printed before the request reach the hub before it
-        for child in children:
-            child.cancel()
-        if first and self._pub is not None and not self._state.terminal:
-            # Let every viewer of the hub see the request, wherever it came from.
-            self._pub.event(self.id, "status", {"status": self._state.status, "cancel_requested": True})
-        if first and self._state.status != "pending":
-            runtime = self._resolve_runtime()
-            runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)
-            runtime.pump_task(self)
-        return True
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the task ends or ``timeout`` seconds pass; True if it has ended."""
@@ -364,7 +158,7 @@ class Task:
             raise TimeoutError(f"task {self.name!r} is still {self.status} after {timeout} s")
         if self._exception is not None:
             if isinstance(self._exception, (KeyboardInterrupt, asyncio.CancelledError)):
-                raise self._cancelled_error() from self._exception
+                raise self.cancelled_error() from self._exception
             raise self._exception
         return self._result
 
@@ -377,8 +171,8 @@ class Task:
     # ---- context manager and decorator -------------------------------------------------
 
     def __enter__(self) -> Task:
-        self._start()
-        self._bind(threading.get_ident(), sys._getframe(1))
+        self.begin()
+        self.bind_thread(threading.get_ident(), sys._getframe(1))
         self._token = current_task.set(self)
         return self
 
@@ -386,7 +180,7 @@ class Task:
         self, etype: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         try:
-            self._finish(exc)
+            self.finish(exc)
         finally:
             try:
                 current_task.reset(self._token)
@@ -418,332 +212,3 @@ class Task:
     def __repr__(self) -> str:
         total = "" if self.total is None else f"/{self.total:g}"
         return f"<Task {self.id} {self.name!r} {self.status} {self.current:g}{total}>"
-
-    # ---- lifecycle (runtime internals) -------------------------------------------------
-
-    def _resolve_runtime(self) -> Runtime:
-        if self._runtime is None:
-            from .runtime import default_runtime
-
-            self._runtime = default_runtime()
-        return self._runtime
-
-    def _start(self) -> None:
-        """pending -> running: register with the runtime, tell the hub."""
-        runtime = self._resolve_runtime()
-        with self._lock:
-            status = self._state.status
-            if status != "pending":
-                if self._state.terminal:
-                    raise TaskFinished(self.id, status)
-                raise TaskRunning(self.id, status)
-            self._t0 = runtime.clock()
-            self._state.apply("status", {"status": "running"}, runtime.wall())
-            self._log_keep = runtime.config.log_lines
-        runtime.task_started(self)
-
-    def _bind(self, thread_id: int, frame: FrameType | None) -> None:
-        """Record where the task's code runs, for the grace-period interrupt."""
-        self._thread_id = thread_id
-        self._entry_frame = frame
-        if frame is not None and interrupt.is_suspendable(frame) and "asyncio" in sys.modules:
-            try:
-                self._asyncio_task = asyncio.current_task()
-            except RuntimeError:
-                self._asyncio_task = None
-        self._interruptible = True
-
-    def _finish(self, exc: BaseException | None = None, result: Any = None) -> bool:
-        """Enter the terminal status for ``exc``; False if the task had already ended."""
-        self._close_interrupts()
-        runtime = self._resolve_runtime()
-        status, message, error = _outcome(exc)
-        if self._bars is not None and not self._closed:
-            self._bars.close_all()  # loops left by an exception: their last counts go out below
-        with self._lock:
-            if self._closed:
-                return False
-            driver = self._driver
-            if driver is not None and driver.left is None:
-                driver.nudge(runtime.clock())  # a library's main bar: its final count
-            self._closed = True  # from here on, writes in this context go to the real streams
-            self._output.open = False
-            self._split_output()
-            for stream, buffer in self._buffers.items():
-                line = buffer.flush()
-                if line is not None:
-                    self._add_lines(stream, [line])
-            state = self._state
-            elapsed = self._elapsed()
-            if elapsed and state.current:
-                state.rate = state.current / elapsed
-            state.eta = None
-            self._publish_progress(force=True)
-            data: dict[str, Any] = {"status": status}
-            if message:
-                data["message"] = message
-            if error is not None:
-                data["error"] = error
-            state.apply("status", data, runtime.wall())
-            if self._pub is not None:
-                self._pub.event(self.id, "status", data)
-            self._result, self._exception = result, exc
-            children = [c for c in self._children if not c._closed]
-            self._children.clear()
-            self._driver = None
-            self._entry_frame = None
-        for child in children:
-            child._finish(exc)
-        self._done.set()
-        runtime.task_finished(self)
-        return True
-
-    def _close_interrupts(self) -> None:
-        """No asynchronous TaskCancelled may reach the thread after this returns."""
-        with self._interrupt_lock:
-            self._interruptible = False
-            if self._interrupt_sent and self._thread_id is not None:
-                interrupt.clear_pending(self._thread_id)
-
-    def _interrupt(self) -> None:
-        """Grace period over: raise TaskCancelled in the task's thread (runs on a timer thread)."""
-        runtime = self._resolve_runtime()
-        abandoned = False
-        with self._interrupt_lock:
-            if self._state.terminal or not self._interruptible:
-                return
-            frame, thread_id = self._entry_frame, self._thread_id
-            if frame is None or thread_id is None:
-                return
-            if interrupt.is_suspendable(frame):
-                # A coroutine leaves the stack at every await: cancel its asyncio task instead.
-                atask = self._asyncio_task
-                if atask is not None and not atask.done():
-                    atask.get_loop().call_soon_threadsafe(atask.cancel)
-                return
-            on_stack, in_runtime = interrupt.frame_is_running(thread_id, frame)
-            if not on_stack:
-                abandoned = True
-            elif in_runtime:
-                runtime.schedule(_INTERRUPT_RETRY, self._interrupt)
-                return
-            elif interrupt.raise_in_thread(thread_id):
-                self._interrupt_sent = True
-        if abandoned:
-            # The task's block was left without reaching _finish (an interrupt landed in the
-            # runtime's exit path): end it here so it does not look like it runs forever.
-            self._finish(TaskCancelled(f"task {self.name!r} was cancelled"))
-            return
-        # Code that catches Exception swallows TaskCancelled: keep asking while it runs.
-        runtime.schedule(runtime.config.cancel_grace_period, self._interrupt)
-
-    # ---- internals used by capture, progress and the pump -------------------------------
-
-    def _cancelled_error(self) -> TaskCancelled:
-        return TaskCancelled(f"task {self.name!r} ({self.id}) was cancelled")
-
-    def _drain_output(self) -> None:
-        """Split what the task's code wrote into lines now (the publisher's sender calls this)."""
-        with self._lock:
-            self._split_output()
-
-    def _output_waiting(self) -> None:
-        """Output was written since the last split: have the hub's sender split and send it now.
-
-        Called from the writing thread, so it must not block. Without a hub the pump splits
-        at its next pass (it visits every running task), which also bounds what piles up.
-        """
-        pub = self._pub
-        if pub is not None:
-            pub.output_waiting(self._drain_output)
-
-    def _split_output(self) -> None:
-        """Turn the pending writes into log lines, in write order (lock held)."""
-        for stream, text in split_runs(self._output.take()):
-            lines = self._buffers[stream].feed(text)
-            if lines:
-                # Only the first line holds text from before this run (the pending partial).
-                short = len(lines[0]) <= MAX_PARTIAL_CHARS and no_run_over(text, MAX_PARTIAL_CHARS)
-                self._add_lines(stream, lines, short)
-            self._last_stream = stream
-
-    def _add_lines(self, stream: str, lines: list[str], short: bool = False) -> None:
-        # Called with the lock held, so the local log and the hub get lines in one order.
-        if not short and max(map(len, lines)) > MAX_PARTIAL_CHARS:
-            # One huge line would make one huge request (the hub refuses bodies over 4 MB).
-            lines = [
-                line[start : start + MAX_PARTIAL_CHARS]
-                for line in lines
-                for start in range(0, max(len(line), 1), MAX_PARTIAL_CHARS)
-            ]
-        keep = self._log_keep
-        if keep:
-            log = self._log
-            log.append((stream, lines))
-            self._log_held += len(lines)
-            while self._log_held - len(log[0][1]) >= keep:
-                self._log_held -= len(log.popleft()[1])
-        self._log_count += len(lines)
-        if self._pub is not None:
-            self._pub.log_lines(self.id, stream, lines)
-
-    def _log_tail(self) -> list[dict]:
-        """The last ``_log_keep`` lines as ``{"stream", "text"}`` (lock held)."""
-        out: list[dict] = []
-        left = self._log_keep
-        for stream, lines in reversed(self._log):
-            if left <= 0:
-                break
-            part = lines[-left:]
-            out.extend({"stream": stream, "text": text} for text in reversed(part))
-            left -= len(part)
-        out.reverse()
-        return out
-
-    def _elapsed(self) -> float | None:
-        runtime = self._runtime
-        if runtime is None or self._state.started is None:
-            return None
-        end = self._state.finished
-        if end is not None:
-            return max(end - self._state.started, 0.0)
-        return max(runtime.clock() - self._t0, 0.0)
-
-    def _measure(self, now: float) -> None:
-        """Fold the current count into the rate and eta (lock held)."""
-        state = self._state
-        current = state.current
-        sample = self._rate_sample
-        if sample is None or current < sample[1]:
-            self._rate_sample = (now, current)
-            if sample is not None:
-                state.rate = None  # the counter restarted (a new progress loop)
-        elif now - sample[0] >= _MIN_RATE_INTERVAL:
-            instant = (current - sample[1]) / (now - sample[0])
-            state.rate = instant if state.rate is None else _RATE_SMOOTHING * instant + (1 - _RATE_SMOOTHING) * state.rate
-            self._rate_sample = (now, current)
-        if state.rate and state.total is not None:
-            state.eta = max(state.total - current, 0) / state.rate
-        else:
-            state.eta = None
-
-    def _publish_progress(self, force: bool = False) -> None:
-        """Send progress to the hub if it changed since last time (lock held)."""
-        state = self._state
-        key = (state.current, state.total, state.message, state.unit)
-        bars = self._bars.changes() if self._bars is not None and self._pub is not None else None
-        if self._pub is None or (key == self._published and not force and not bars):
-            return
-        self._published = key
-        data: dict[str, Any] = {"current": max(state.current, 0), "total": state.total, "unit": state.unit}
-        if bars:
-            data["bars"] = bars
-        if state.message:
-            data["message"] = state.message
-        if state.rate is not None:
-            data["rate"] = state.rate
-        if state.eta is not None:
-            data["eta"] = state.eta
-        self._pub.event(self.id, "progress", data)
-
-    def _view_key(self) -> tuple:
-        """What a watcher would see change (lock held)."""
-        s = self._state
-        bars = self._bars
-        return (
-            s.status, self._cancel_requested, s.current, s.total, s.message, s.rate,
-            self._log_count, self._buffers[self._last_stream].partial,
-            None if bars is None else tuple((b.id, b.current, b.total, b.desc, b.closed) for b in list(bars._bars.values())),
-        )  # fmt: skip
-
-    def _tick(self, now: float, min_gap: float) -> list[tuple[_Watcher, dict]]:
-        """One pump step: sample rate, publish progress, say which watchers to call.
-
-        ``min_gap`` keeps every view at most 1/min_gap per second even when the pump is
-        woken more often; the final call after the end is never held back.
-        """
-        with self._lock:
-            self._split_output()
-            terminal = self._state.terminal
-            if not terminal:
-                driver = self._driver
-                if driver is not None:
-                    driver.nudge(now)  # first: a strided loop's live count goes into this sample
-                if self._bars is not None:
-                    self._bars.sample(now)
-                self._measure(now)
-                if now - self._published_at >= min_gap:
-                    self._published_at = now
-                    self._publish_progress()
-            if not self._watchers:
-                return []
-            key = self._view_key()
-            due = [
-                w for w in self._watchers
-                if not w.final and (terminal or (w.key != key and now - w.called_at >= min_gap))
-            ]  # fmt: skip
-        if not due:
-            return []
-        snap = self.snapshot()
-        for w in due:
-            w.key, w.final, w.called_at = key, terminal, now
-        return [(w, snap) for w in due]
-
-    def _needs_pump(self) -> bool:
-        """True while the pump has something to do for this task."""
-        if not self._state.terminal:
-            return True
-        return any(not w.final for w in self._watchers)
-
-
-class MainBar:
-    """A library's bar (tqdm, rich) driving a task's main bar, read through its ``source``."""
-
-    __slots__ = ("task", "source", "current", "total", "desc", "unit", "postfix")
-    #: Not a sequence loop (the loop driver's interface, which the task reads).
-    left = None
-
-    def __init__(self, task: Task, source: Callable[[Any], None] | None):
-        self.task = task
-        self.source = source
-        self.current: float = 0
-        self.total: float | None = task._state.total
-        self.desc = ""
-        self.unit = task._state.unit
-        self.postfix = ""
-
-    def sample(self) -> None:
-        """Copy the library's count into the task (task lock held)."""
-        if self.source is None:
-            return
-        try:
-            self.source(self)
-        except Exception:  # the library object went away mid-read: keep the last values
-            return
-        state = self.task._state
-        state.current = self.current
-        state.total = self.total
-        if self.unit:
-            state.unit = self.unit
-        message = f"{self.desc} {self.postfix}".strip() if self.postfix else self.desc
-        if message:
-            state.message = message
-
-    def nudge(self, now: float) -> None:
-        """The sampler's visit (task lock held)."""
-        self.sample()
-
-
-def _outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:
-    """``(status, message, error)`` for a task that ended with ``exc``."""
-    if exc is None:
-        return "completed", None, None
-    if isinstance(exc, (TaskCancelled, KeyboardInterrupt, asyncio.CancelledError)):
-        return "cancelled", "interrupted" if isinstance(exc, KeyboardInterrupt) else "cancelled", None
-    tb = exc.__traceback__
-    # The user's code is what matters: drop the runtime's own frames from the top.
-    while tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_PACKAGE + "."):
-        tb = tb.tb_next
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    error = {"type": type(exc).__name__, "message": str(exc), "traceback": text}
-    return "failed", f"{type(exc).__name__}: {exc}", error

@@ -1,7 +1,7 @@
 """A text progress bar on the terminal, for tasks run outside a kernel (scripts, a REPL).
 
-Used when ``config.console`` is ``"on"``, or ``"auto"`` and stderr is a terminal outside a
-kernel. It watches each task like any other view (so it is fed from the pump thread, at
+Chosen by `auto` when ``config.console`` is ``"on"``, or ``"auto"`` and stderr is a terminal
+outside a kernel. It watches each task like any other view (so it is fed from the pump thread, at
 most 10 times a second), keeps one status line for the running tasks, rewritten in place
 with a carriage return, and prints a final line per task when it ends. It writes to the
 real stderr, never through the capture router, so it is not captured into a task.
@@ -12,12 +12,12 @@ from __future__ import annotations
 import shutil
 from typing import Any, TextIO
 
+from ..protocol import TERMINAL_STATUSES
 from .meter import format_snapshot
 
 __all__ = ["ConsoleBar"]
 
 _CLEAR_LINE = "\r\x1b[K"
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
 class ConsoleBar:
@@ -34,7 +34,7 @@ class ConsoleBar:
             return
         width = self.width or shutil.get_terminal_size((80, 20)).columns - 1
         out = _CLEAR_LINE
-        if snapshot["status"] in _TERMINAL:
+        if snapshot["status"] in TERMINAL_STATUSES:
             self._running.pop(snapshot["id"], None)
             out += format_snapshot(snapshot, width) + "\n"
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .meter import format_meter
+from .meter import snapshot_meter, snapshot_status
 
 __all__ = ["STATUS_COLOURS", "render_html"]
 
@@ -26,21 +26,14 @@ STATUS_COLOURS = {
 }
 
 
-def _status(snapshot: dict[str, Any]) -> str:
-    status = snapshot["status"]
-    if snapshot.get("cancelling") and status in ("pending", "running"):
-        return "cancelling"
-    return status
-
-
 def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
     """A self-contained HTML block (inline styles only) of the task's state."""
-    status = _status(snapshot)
+    status = snapshot_status(snapshot)
     colour = STATUS_COLOURS.get(status, "#757575")
     p = snapshot["progress"]
     fraction = p["fraction"]
     width = 0.0 if fraction is None else min(max(fraction, 0.0), 1.0) * 100
-    meter = format_meter(p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"])
+    meter = snapshot_meter(snapshot)
     parts = [
         '<div class="taskstream-static" style="font-family: var(--jp-ui-font-family, sans-serif); '
         'font-size: 13px; max-width: 720px">',

@@ -15,7 +15,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from ..kernel import runtime
+from .. import api
+from .auto import show_widgets
 from .meter import format_snapshot
 
 __all__ = ["TaskStreamMagics", "load_ipython_extension"]
@@ -53,11 +54,11 @@ class TaskStreamMagics(Magics):
         def body() -> None:
             exec(compiled, namespace)
 
-        token = runtime.show_widgets.set(widget)
+        token = show_widgets.set(widget)
         try:
-            task = runtime.run(body, name=name)
+            task = api.run(body, name=name)
         finally:
-            runtime.show_widgets.reset(token)
+            show_widgets.reset(token)
         if total is not None:
             task.set(total=total)
         if not wait:
@@ -67,21 +68,21 @@ class TaskStreamMagics(Magics):
         except KeyboardInterrupt:
             # The kernel's interrupt button means "stop this": cancel the task, not the kernel.
             task.cancel()
-            task.wait(runtime.config.cancel_grace_period + 5)
+            task.wait(api.config.cancel_grace_period + 5)
         if task.status == "failed":
             task.result()  # re-raise in the cell, so Run All and nbval stop here
         return None
 
     def _line(self, words: list[str]) -> Any:
         if not words:
-            tasks = runtime.tasks()
+            tasks = api.tasks()
             if not tasks:
                 print("No tasks yet.")
             for task in tasks:
                 print(f"{task.id}  {format_snapshot(task.snapshot(), width=100)}")
             return None
         if words[0] == "cancel" and len(words) == 2:
-            task = runtime.get(words[1])
+            task = api.get(words[1])
             if task.cancel():
                 print(f"Cancelling {task.id} ({task.name}).")
             else:

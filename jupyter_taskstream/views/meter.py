@@ -4,6 +4,8 @@ Pure functions of numbers or of a snapshot, in the spirit of tqdm's ``format_met
 ``format_meter(30, 100, elapsed=3, rate=10)`` gives ``30/100 [00:03<00:07, 10.00 it/s]``.
 Hand-written rather than borrowed from tqdm so the runtime does not depend on tqdm and the
 text matches the snapshot fields (``eta`` and ``rate`` come from the task, not recomputed).
+`snapshot_meter` and `snapshot_status` are the one place every view turns a snapshot into
+its meter text and its shown status.
 """
 
 from __future__ import annotations
@@ -11,7 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["format_bar", "format_interval", "format_meter", "format_rate", "format_snapshot"]
+from ..protocol import display_status, eta as eta_for
+
+__all__ = [
+    "format_bar", "format_interval", "format_meter", "format_rate", "format_snapshot", "snapshot_meter",
+    "snapshot_status",
+]  # fmt: skip
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 
@@ -64,8 +71,8 @@ def format_meter(
         Seconds left; when None and rate and total are known, it is derived from them.
     """
     if total is not None:
-        if eta is None and rate and rate > 0:
-            eta = max(total - current, 0) / rate
+        if eta is None:
+            eta = eta_for(current, total, rate)
         return f"{_number(current)}/{_number(total)} [{format_interval(elapsed)}<{format_interval(eta)}, {format_rate(rate, unit)}]"
     return f"{_number(current)} {unit} [{format_interval(elapsed)}, {format_rate(rate, unit)}]"
 
@@ -86,15 +93,26 @@ def format_bar(fraction: float | None, width: int = 20, ascii: bool = False) -> 
     return bar.ljust(width)
 
 
+def snapshot_status(snapshot: dict[str, Any]) -> str:
+    """The status a view shows for a snapshot (``cancelling`` while a stop is pending)."""
+    shown = snapshot.get("display_status")
+    if shown is not None:
+        return shown
+    asked = bool(snapshot.get("cancel_requested") or snapshot.get("cancelling"))
+    return display_status(snapshot["status"], asked)
+
+
+def snapshot_meter(snapshot: dict[str, Any]) -> str:
+    """`format_meter` of a snapshot's progress (and its local ``elapsed``, when it has one)."""
+    p = snapshot["progress"]
+    return format_meter(p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"])
+
+
 def format_snapshot(snapshot: dict[str, Any], width: int = 80, ascii: bool = False) -> str:
     """One line for a task snapshot: name, percentage, bar, meter, and the status once it matters."""
     p = snapshot["progress"]
-    meter = format_meter(
-        p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"]
-    )
-    status = snapshot["status"]
-    if snapshot.get("cancelling") and status not in ("completed", "failed", "cancelled"):
-        status = "cancelling"
+    meter = snapshot_meter(snapshot)
+    status = snapshot_status(snapshot)
     suffix = "" if status == "running" else f" {status}"
     if status == "failed" and snapshot.get("error"):
         suffix += f": {snapshot['error'].get('type', 'Error')}"

@@ -18,13 +18,13 @@ from typing import Any
 import anywidget
 from traitlets import Bool, Float, Int, List, Unicode, validate
 
+from ..protocol import TERMINAL_STATUSES
 from .html_state import render_html
-from .meter import format_meter, format_snapshot
+from .meter import format_snapshot, snapshot_meter, snapshot_status
 
 __all__ = ["TaskWidget", "display_task", "final_bundle"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
-FINAL_STATUSES = ("completed", "failed", "cancelled")
 
 
 class TaskWidget(anywidget.AnyWidget):
@@ -36,6 +36,10 @@ class TaskWidget(anywidget.AnyWidget):
     task_id = Unicode("").tag(sync=True)
     name = Unicode("").tag(sync=True)
     status = Unicode("pending").tag(sync=True)
+    #: What the front end shows (``cancelling`` while a stop is pending) and whether the task
+    #: has ended: sent, so widget.js holds no copy of the protocol's rules.
+    display_status = Unicode("pending").tag(sync=True)
+    final = Bool(False).tag(sync=True)
     fraction = Float(None, allow_none=True).tag(sync=True)
     meter = Unicode("").tag(sync=True)
     message = Unicode("").tag(sync=True)
@@ -66,16 +70,14 @@ class TaskWidget(anywidget.AnyWidget):
     def show(self, snapshot: dict[str, Any]) -> None:
         """Render a task snapshot: every changed field goes out in one message."""
         self._snapshot = snapshot
-        status = snapshot["status"]
-        if snapshot.get("cancelling") and status not in FINAL_STATUSES:
-            status = "cancelling"
-        p = snapshot["progress"]
         error = snapshot.get("error")
         with self.hold_sync():
             self.name = snapshot["name"]
-            self.status = status
-            self.fraction = p["fraction"]
-            self.meter = format_meter(p["current"], p["total"], snapshot.get("elapsed"), p["rate"], p["unit"], p["eta"])
+            self.status = snapshot["status"]
+            self.display_status = snapshot_status(snapshot)
+            self.final = snapshot["status"] in TERMINAL_STATUSES
+            self.fraction = snapshot["progress"]["fraction"]
+            self.meter = snapshot_meter(snapshot)
             self.message = snapshot.get("message") or ""
             self.log = [_text(line) for line in snapshot.get("log") or []]
             self.traceback = (error.get("traceback") or f"{error.get('type')}: {error.get('message')}") if error else ""
@@ -128,7 +130,7 @@ def display_task(task: Any, *, log_lines: int | None = None, has_hub: bool = Fal
     def on_change(snapshot: dict[str, Any]) -> None:
         nonlocal finished
         widget.show(snapshot)
-        if snapshot["status"] in FINAL_STATUSES and not finished and handle is not None:
+        if snapshot["status"] in TERMINAL_STATUSES and not finished and handle is not None:
             finished = True
             token = None
             if parent and hasattr(display_pub, "set_thread_parent"):

@@ -1,0 +1,1 @@
+"""Tests of the kernel side (jupyter_taskstream/kernel/): runtime, task, capture, publisher, adapters."""

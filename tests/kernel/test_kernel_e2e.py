@@ -13,7 +13,7 @@ import re
 import psutil
 import pytest
 
-from jupyter_taskstream.kernel.publisher import ENV_SECRET, ENV_URL
+from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL
 
 from ..conftest import read_sse, wait_for
 from ..kernel_fixtures import KernelSession, kernel_session

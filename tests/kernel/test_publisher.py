@@ -15,9 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from jupyter_taskstream.hub import app
 from jupyter_taskstream.errors import TaskNotFound
-from jupyter_taskstream.kernel.publisher import ENV_SECRET, ENV_URL, Publisher
+from jupyter_taskstream.kernel.outbox import Outbox
+from jupyter_taskstream.kernel.publisher import Publisher
+from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL, PROTOCOL_VERSION
 from jupyter_taskstream.kernel.runtime import Runtime
 from jupyter_taskstream.kernel.config import RuntimeConfig
 
@@ -42,9 +43,8 @@ def hub_runtime(jp_serverapp, api_url):
 
     def make(**kwargs) -> Runtime:
         publisher = Publisher(api_url, secret, KERNEL, backoff_max=0.2)
-        runtime = Runtime(
-            RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, namespace={}, **kwargs
-        )
+        kwargs.setdefault("namespace", {})
+        runtime = Runtime(RuntimeConfig(cancel_grace_period=0.3), publisher=publisher, kernel_id=KERNEL, **kwargs)
         made.append(runtime)
         return runtime
 
@@ -214,8 +214,7 @@ async def test_a_local_cancel_is_visible_in_the_hub_before_the_task_ends(hub_run
 
 async def test_start_command_runs_code_as_that_task(hub_runtime, registry, client):
     namespace = {}
-    rt = hub_runtime()
-    rt._namespace = namespace
+    rt = hub_runtime(namespace=namespace)
     assert rt.connect_hub()
     # Over the command stream, as the hub sends it:
     started = registry.start_in_kernel(KERNEL, "started", "x = 6 * 7\nprint(x)")
@@ -277,6 +276,7 @@ def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub)
     assert p1 == "/a%40b/taskstream/api/events" and secret == "s3cret"
     assert first == retry and first["tasks"][0]["id"] == "t1" and first["events"][0]["type"] == "status"
     assert nxt["seq"] == first["seq"] + 1 and nxt["publisher"] == first["publisher"]
+    assert first["protocol"] == nxt["protocol"] == PROTOCOL_VERSION  # every batch says what it speaks
 
 
 def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
@@ -313,15 +313,13 @@ def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hu
 
 
 def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
-    pub = Publisher("http://127.0.0.1:9/api", "s", None, max_buffered=200)
-    pub._thread = threading.current_thread()  # never start the sender: what is queued stays queued
-    for b in range(10):
-        pub.log_lines("t", "stdout", [f"{b}.{i}" for i in range(50)])
-    queued = [line for _, p in pub._queue for line in p["data"]["lines"]]
-    assert len(queued) <= 200 and pub.dropped_lines == 500 - len(queued)
+    box = Outbox(max_buffered=200)  # no sender: what is queued stays queued
+    shed = [box.put_lines("t", "stdout", [f"{b}.{i}" for i in range(50)]) for b in range(10)]
+    queued = [line for _, p in box.items() for line in p["data"]["lines"]]
+    assert len(queued) <= 200 and box.dropped_lines == 500 - len(queued) and any(shed)
     written = [f"{b}.{i}" for b in range(10) for i in range(50)]
     assert queued[-1] == "9.49" and queued == written[-len(queued) :]
-    assert len(pub._queue) + pub._extra_lines == len(queued)
+    assert len(box) == len(queued)
 
 
 @pytest.fixture(autouse=True)
@@ -359,7 +357,7 @@ def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd, capl
         pub.event("t", "log", {"stream": "stdout", "text": f"line {i}"})
         pub.event("t", "progress", {"current": i})
     pub.event("t", "status", {"status": "completed"})
-    queued = list(pub._queue)
+    queued = pub.outbox.items()
     pub.close(0.2)
     assert len(queued) <= 200 and pub.dropped_lines > 0
     kinds = [(k, p["type"] if k == "event" else None) for k, p in queued]
@@ -385,8 +383,7 @@ def test_without_the_hand_off_nothing_is_started(monkeypatch):
     rt.close()
 
 
-def test_the_hand_off_names_match_the_server_side():
-    assert (ENV_URL, ENV_SECRET) == (app.ENV_URL, app.ENV_SECRET)
+def test_the_hand_off_reads_the_protocol_environment_names():
     pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
     assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
     assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None

@@ -12,7 +12,7 @@ import pytest
 from traitlets import TraitError
 
 import jupyter_taskstream as ts
-from jupyter_taskstream.kernel import runtime as runtime_module
+from jupyter_taskstream import api as runtime_module
 from jupyter_taskstream.views.console import ConsoleBar
 from jupyter_taskstream.errors import TaskCancelled, TaskFinished, TaskNotFound, ValidationError
 from jupyter_taskstream.views.meter import format_bar, format_interval, format_meter, format_rate, format_snapshot
@@ -494,3 +494,22 @@ def test_importing_the_package_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_view_hook_sees_every_started_task():
+    shown = []
+    r = Runtime(publisher=None, kernel_id=None, view=lambda task, has_hub: shown.append((task.name, has_hub)))
+    with r.task("a"):
+        pass
+    r.run(lambda: None, name="b").wait(5)
+    assert shown == [("a", False), ("b", False)]
+    r.close()
+
+
+def test_a_task_made_directly_runs_on_the_default_runtime(monkeypatch):
+    mine = Runtime(ts.config, publisher=None, kernel_id=None)
+    monkeypatch.setattr(runtime_module, "_default", mine)
+    with ts.Task("direct", total=1) as t:
+        t.update()
+    assert mine.get(t.id) is t and t.status == "completed"
+    mine.close()

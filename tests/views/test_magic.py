@@ -148,4 +148,4 @@ async def test_widget_cancel_button_message_cancels_the_task(jp_serverapp, clien
         await wait_for(lambda: hub_status(registry, task_id) == "cancelled", 15, message="the widget cancel")
         await wait_for(lambda: merged_state(k, model_id).get("status") == "cancelled", 10, message="widget shows it")
         # Between the click and the end, the widget said it was cancelling.
-        assert "cancelling" in [state.get("status") for state in widget_states(k, model_id)]
+        assert "cancelling" in [state.get("display_status") for state in widget_states(k, model_id)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from jupyter_taskstream.errors import TaskCancelled
 from jupyter_taskstream.views.html_state import render_html
 from jupyter_taskstream.views.widget import TaskWidget
 
@@ -26,6 +27,20 @@ def test_widget_state_follows_the_task_to_its_end(rt):  # noqa: F811
     assert widget.fraction == 1.0 and widget.meter.startswith("4/4 [")
     assert widget.log == ["line 2", "line 3"]  # trimmed to log_lines
     assert widget.traceback == ""
+    assert widget.final and widget.display_status == "completed"  # what widget.js shows, sent
+
+
+def test_widget_sends_the_displayed_status_and_the_final_flag(rt):  # noqa: F811
+    task = rt.task("stop me")
+    widget = TaskWidget(task)
+    with pytest.raises(TaskCancelled):
+        with task:
+            task.cancel()
+            widget.show(task.snapshot())
+            assert (widget.status, widget.display_status, widget.final) == ("running", "cancelling", False)
+            task.update()  # raises TaskCancelled
+    widget.show(task.snapshot())
+    assert (widget.status, widget.display_status, widget.final) == ("cancelled", "cancelled", True)
 
 
 def test_failed_task_shows_its_traceback(rt):  # noqa: F811

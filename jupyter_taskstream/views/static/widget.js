@@ -1,5 +1,7 @@
 // The notebook view of one task (an anywidget ESM module; no build step).
 // Every task-supplied string is set with textContent, never innerHTML.
+// The shown status and whether the task has ended come from the kernel (the synced
+// `display_status` and `final` traits): the protocol's rules are not copied here.
 
 function baseUrl() {
   // JupyterLab and Notebook 7 publish their base URL in this JSON block.
@@ -19,8 +21,6 @@ function el(tag, cls, parent) {
   if (parent) parent.appendChild(node);
   return node;
 }
-
-const FINAL = new Set(["completed", "failed", "cancelled"]);
 
 function render({ model, el: root }) {
   const box = el("div", "taskstream-widget", root);
@@ -49,7 +49,7 @@ function render({ model, el: root }) {
   void spacer;
 
   function update() {
-    const state = model.get("status");
+    const state = model.get("display_status");
     const fraction = model.get("fraction");
     name.textContent = model.get("name");
     status.textContent = state;
@@ -68,7 +68,7 @@ function render({ model, el: root }) {
     log.scrollTop = log.scrollHeight;
     traceback.textContent = model.get("traceback");
     traceback.hidden = !model.get("traceback");
-    cancel.hidden = FINAL.has(state);
+    cancel.hidden = model.get("final");
     cancel.disabled = state === "cancelling";
     link.hidden = !model.get("has_hub");
     link.href = baseUrl() + "taskstream/#task=" + encodeURIComponent(model.get("task_id"));
