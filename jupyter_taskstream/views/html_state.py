@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .meter import snapshot_meter, snapshot_status
+from .meter import child_bars, child_meter, snapshot_meter, snapshot_status
 
 __all__ = ["STATUS_COLOURS", "render_html"]
 
@@ -46,6 +46,17 @@ def render_html(snapshot: dict[str, Any], log_lines: int = 10) -> str:
         f'<div style="background: {colour}; width: {width:.1f}%; height: 8px; border-radius: 4px"></div>',
         "</div>",
     ]
+    for depth, bar in child_bars(snapshot):  # the bars that were left (or still open)
+        total = bar.get("total")
+        fill = 0.0 if not total else min(max((bar.get("current") or 0) / total, 0.0), 1.0) * 100
+        parts.append(
+            f'<div class="taskstream-bar" style="display: flex; gap: 8px; align-items: center; margin-left: {depth * 12}px">'
+            f'<span style="min-width: 6em">{escape(bar.get("desc") or "")}</span>'
+            '<span style="flex: 0 0 160px; background: #e0e0e0; height: 5px; border-radius: 3px">'
+            f'<span style="display: block; background: {colour}; width: {fill:.1f}%; height: 5px; border-radius: 3px">'
+            "</span></span>"
+            f'<span style="font-family: monospace">{escape(child_meter(bar))}</span></div>'
+        )
     if snapshot.get("message"):
         parts.append(f"<div>{escape(snapshot['message'])}</div>")
     lines = snapshot.get("log") or []

@@ -16,8 +16,8 @@ from typing import Any
 from ..protocol import display_status, eta as eta_for
 
 __all__ = [
-    "format_bar", "format_interval", "format_meter", "format_rate", "format_snapshot", "snapshot_meter",
-    "snapshot_status",
+    "child_bars", "child_meter", "format_bar", "format_child", "format_interval", "format_meter", "format_rate", "format_snapshot",
+    "format_snapshot_lines", "snapshot_meter", "snapshot_status",
 ]  # fmt: skip
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -125,3 +125,54 @@ def format_snapshot(snapshot: dict[str, Any], width: int = 80, ascii: bool = Fal
     bar_width = max(width - len(head) - len(tail), 0)
     line = head + format_bar(fraction, min(bar_width, 40), ascii) + tail
     return line[:width]
+
+
+def child_bars(snapshot: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """A snapshot's child bars in tree order, each with its depth (1 under the main bar)."""
+    bars = snapshot.get("bars") or []
+    by_parent: dict[str, list[dict]] = {}
+    ids = {bar["id"] for bar in bars}
+    for bar in bars:
+        parent = bar.get("parent") or "main"
+        by_parent.setdefault(parent if parent in ids else "main", []).append(bar)
+    out: list[tuple[int, dict[str, Any]]] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for bar in by_parent.get(parent, ()):
+            out.append((depth, bar))
+            if depth < 8:  # deeper nesting is shown flat rather than off the screen
+                walk(bar["id"], depth + 1)
+
+    walk("main", 1)
+    return out
+
+
+def child_meter(bar: dict[str, Any]) -> str:
+    """A child bar's counts and timing: ``17/50 [<00:01, 41.00 it/s], loss=0.31``."""
+    total, current = bar.get("total"), bar.get("current") or 0
+    unit = bar.get("unit") or "it"
+    rate = format_rate(bar.get("rate"), unit)
+    left = None if bar.get("closed") or total is None else bar.get("eta")
+    timing = f"[<{format_interval(left)}, {rate}]" if left is not None else f"[{rate}]"
+    count = f"{_number(current)}/{_number(total)}" if total else f"{_number(current)} {unit}"
+    return f"{count} {timing}" + (f", {bar['postfix']}" if bar.get("postfix") else "")
+
+
+def format_child(bar: dict[str, Any], depth: int = 1, width: int = 80, ascii: bool = False) -> str:
+    """One tqdm-like line for a child bar, indented by its depth: ``  batch:  34%|███ | 17/50 [<00:01, 41.00 it/s]``."""
+    head = "  " * depth + (f"{bar['desc']}: " if bar.get("desc") else "")
+    meter = child_meter(bar)
+    total = bar.get("total")
+    if not total:
+        return f"{head}{meter}"[:width]
+    fraction = min(max((bar.get("current") or 0) / total, 0.0), 1.0)
+    head += f"{fraction * 100:3.0f}%|"
+    tail = f"| {meter}"
+    return (head + format_bar(fraction, min(max(width - len(head) - len(tail), 0), 20), ascii) + tail)[:width]
+
+
+def format_snapshot_lines(snapshot: dict[str, Any], width: int = 80, ascii: bool = False) -> list[str]:
+    """`format_snapshot`, then one `format_child` line per child bar (tree order)."""
+    lines = [format_snapshot(snapshot, width, ascii)]
+    lines += [format_child(bar, depth, width, ascii) for depth, bar in child_bars(snapshot)]
+    return lines

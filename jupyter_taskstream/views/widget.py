@@ -20,7 +20,7 @@ from traitlets import Bool, Float, Int, List, Unicode, validate
 
 from ..protocol import TERMINAL_STATUSES
 from .html_state import render_html
-from .meter import format_snapshot, snapshot_meter, snapshot_status
+from .meter import child_bars, child_meter, format_snapshot_lines, snapshot_meter, snapshot_status
 
 __all__ = ["TaskWidget", "display_task", "final_bundle"]
 
@@ -44,6 +44,8 @@ class TaskWidget(anywidget.AnyWidget):
     meter = Unicode("").tag(sync=True)
     message = Unicode("").tag(sync=True)
     log = List(Unicode()).tag(sync=True)
+    #: Child bars in tree order: ``{id, depth, desc, fraction, meter, closed}`` each.
+    bars = List().tag(sync=True)
     traceback = Unicode("").tag(sync=True)
     has_hub = Bool(False).tag(sync=True)
     log_lines = Int(20, help="Lines the log pane keeps; the task's full log is in the hub.")
@@ -80,6 +82,7 @@ class TaskWidget(anywidget.AnyWidget):
             self.meter = snapshot_meter(snapshot)
             self.message = snapshot.get("message") or ""
             self.log = [_text(line) for line in snapshot.get("log") or []]
+            self.bars = [_bar_view(bar, depth) for depth, bar in child_bars(snapshot)]
             self.traceback = (error.get("traceback") or f"{error.get('type')}: {error.get('message')}") if error else ""
 
     def _on_frontend_message(self, _widget: Any, content: Any, _buffers: Any) -> None:
@@ -92,14 +95,23 @@ class TaskWidget(anywidget.AnyWidget):
         if data is None:
             return bundle
         data = dict(data)
-        data["text/plain"] = format_snapshot(self._snapshot) if self._snapshot else repr(self)
+        data["text/plain"] = "\n".join(format_snapshot_lines(self._snapshot)) if self._snapshot else repr(self)
         data["text/html"] = render_html(self._snapshot) if self._snapshot else ""
         return data, metadata
 
 
 def final_bundle(snapshot: dict[str, Any], log_lines: int = 20) -> dict[str, str]:
     """The display of a finished task: text/plain and text/html, with no widget to go missing."""
-    return {"text/plain": format_snapshot(snapshot), "text/html": render_html(snapshot, log_lines=log_lines)}
+    return {"text/plain": "\n".join(format_snapshot_lines(snapshot)), "text/html": render_html(snapshot, log_lines=log_lines)}
+
+
+def _bar_view(bar: dict[str, Any], depth: int) -> dict[str, Any]:
+    """What widget.js needs of a child bar: its fill and tqdm's one-line meter."""
+    total = bar.get("total")
+    fraction = None if not total else min(max((bar.get("current") or 0) / total, 0.0), 1.0)
+    meter = child_meter(bar)
+    return {"id": bar["id"], "depth": depth, "desc": bar.get("desc") or "", "fraction": fraction, "meter": meter,
+            "closed": bool(bar.get("closed"))}  # fmt: skip
 
 
 def _text(line: Any) -> str:

@@ -89,3 +89,32 @@ def test_render_html_shows_the_error_and_cancelling():
     assert "cancelling" in html and "width: 25.0%" in html and ">a</pre>" in html
     snapshot.update(status="failed", cancelling=False, error={"type": "E", "message": "m", "traceback": "TB <x>"})
     assert "TB &lt;x&gt;" in render_html(snapshot)
+
+
+def test_child_bars_show_indented_in_the_widget_the_final_state_and_the_console(rt):  # noqa: F811
+    import io
+
+    from jupyter_taskstream.views.console import ConsoleBar
+    from jupyter_taskstream.views.meter import format_snapshot_lines
+
+    task = rt.task("train")
+    widget = TaskWidget(task)
+    with task:
+        for epoch in rt.progress(range(2), desc="epoch"):
+            for i in rt.progress(range(10), desc="batch"):
+                if i == 5 and epoch == 0:
+                    widget.show(task.snapshot())
+                    assert [(b["desc"], b["depth"], b["closed"]) for b in widget.bars] == [("batch", 1, False)]
+                    assert widget.bars[0]["meter"].startswith("5/10") and widget.bars[0]["fraction"] == 0.5
+                    console = io.StringIO()
+                    ConsoleBar(console, width=80).show(task.snapshot())
+                    assert console.getvalue().count("\n") == 1 and "batch:  50%|" in console.getvalue()
+            for _ in rt.progress(range(3), desc=XSS, leave=True):
+                pass
+    final = task.snapshot()
+    widget.show(final)
+    assert [(b["desc"], b["closed"]) for b in widget.bars] == [(XSS, True)]  # left; the transient one is gone
+    lines = format_snapshot_lines(final)
+    assert len(lines) == 2 and lines[1].startswith(f"  {XSS}: 100%|")
+    html = render_html(final)
+    assert 'class="taskstream-bar"' in html and "&lt;img" in html and XSS not in html

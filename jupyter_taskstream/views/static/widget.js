@@ -22,6 +22,31 @@ function el(tag, cls, parent) {
   return node;
 }
 
+// Child bars, indented under the main bar: name, a thin bar, tqdm's one-line meter.
+function renderBars(container, bars) {
+  const rows = Array.from(container.children);
+  bars.forEach((b, i) => {
+    let row = rows[i];
+    if (!row) {
+      row = el("div", "ts-child", container);
+      el("span", "ts-child-name", row);
+      const track = el("span", "ts-child-track", row);
+      el("span", "ts-child-bar", track);
+      el("span", "ts-child-meter", row);
+    }
+    const [nameNode, track, meterNode] = row.children;
+    row.style.paddingLeft = (b.depth - 1) * 16 + "px";
+    row.dataset.barId = b.id;
+    row.classList.toggle("ts-closed", !!b.closed);
+    nameNode.textContent = b.desc;
+    track.classList.toggle("ts-indeterminate", b.fraction === null);
+    track.firstChild.style.width = (b.fraction === null ? 100 : Math.round(b.fraction * 1000) / 10) + "%";
+    meterNode.textContent = b.meter;
+  });
+  rows.slice(bars.length).forEach((row) => row.remove());
+  container.hidden = bars.length === 0;
+}
+
 function render({ model, el: root }) {
   const box = el("div", "taskstream-widget", root);
   const head = el("div", "ts-head", box);
@@ -43,6 +68,7 @@ function render({ model, el: root }) {
   const track = el("div", "ts-track", box);
   const bar = el("div", "ts-bar", track);
   bar.setAttribute("role", "progressbar");
+  const children = el("div", "ts-bars", box);
   const message = el("div", "ts-message", box);
   const log = el("pre", "ts-log", box);
   const traceback = el("pre", "ts-traceback", box);
@@ -60,6 +86,7 @@ function render({ model, el: root }) {
     const pct = fraction === null ? 100 : Math.round(fraction * 1000) / 10;
     bar.style.width = pct + "%";
     bar.setAttribute("aria-valuenow", fraction === null ? "" : String(pct));
+    renderBars(children, model.get("bars") || []);
     message.textContent = model.get("message");
     message.hidden = !model.get("message");
     const lines = model.get("log");
