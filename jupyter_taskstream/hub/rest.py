@@ -78,7 +78,7 @@ class TaskListHandler(TaskStreamHandler):
             raise web.HTTPError(404, f"no kernel with id {kernel_id!r}")
         task = self.registry.start_in_kernel(kernel_id, spec["name"], spec["code"], spec["total"])
         if not self.registry.has_command_listener(kernel_id):
-            await self.settings["taskstream_app"].bootstrap_runtime(kernel_id)
+            await self.settings["taskstream_kernels"].bootstrap_runtime(kernel_id)
         await self.registry.commit()
         self.set_header("Location", self.task_url(task.id))
         self.write_json(self.registry.snapshot(task.id), 202)
