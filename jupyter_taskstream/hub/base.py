@@ -77,9 +77,14 @@ def safe_uri(uri: str) -> str:
 
 
 class SafeLogMixin:
-    """Tornado's error logging with `safe_uri` instead of the raw URI (and no request repr)."""
+    """Tornado's error logging with `safe_uri` instead of the raw URI (and no request repr).
 
-    def _request_summary(self) -> str:
+    It replaces ``log_exception`` whole rather than tornado's private ``_request_summary``,
+    which a tornado upgrade could rename without notice (and tokens would reach the log).
+    """
+
+    def request_summary(self) -> str:
+        """Method, query-free URI and client address, as tornado logs a request."""
         request = self.request  # type:ignore[attr-defined]
         return f"{request.method} {safe_uri(request.uri or '')} ({request.remote_ip})"
 
@@ -87,9 +92,9 @@ class SafeLogMixin:
         if isinstance(value, web.HTTPError):
             message = value.get_message()
             if message:
-                _gen_log.warning("%d %s: %s", value.status_code, self._request_summary(), message)
+                _gen_log.warning("%d %s: %s", value.status_code, self.request_summary(), message)
             return
-        _app_log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+        _app_log.error("Uncaught exception %s", self.request_summary(), exc_info=(typ, value, tb))
 
 
 def publisher_or_authorized(method: Callable) -> Callable:
@@ -130,7 +135,9 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(403, "the publish secret only creates tasks and publishes events")
         # The secret is a header a browser cannot be tricked into sending, so no XSRF check.
         self.publisher = True
-        self.current_user = self._jupyter_current_user = PUBLISHER
+        # Public setter only: jupyter_server's own copy (_jupyter_current_user) is read by its
+        # XSRF check, which check_xsrf_cookie below skips for the publisher anyway.
+        self.current_user = PUBLISHER
 
     def check_xsrf_cookie(self) -> None:
         if self.publisher:
