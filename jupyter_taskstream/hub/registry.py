@@ -274,11 +274,9 @@ class TaskRegistry(RegistryOptions):
 
     # ---- readers -------------------------------------------------------------------------
 
-    def subscribe(self, log: EventLog, cursor: int, task_id: str | None = None) -> Subscription:
+    def subscribe(self, log: EventLog, cursor: int) -> Subscription:
         """A new reader of ``log`` starting after ``cursor``."""
-        sub = Subscription(
-            log, cursor, self.subscriber_backlog, task_id, forget=self._subscriptions.discard, logger=self.log
-        )
+        sub = Subscription(log, cursor, self.subscriber_backlog, forget=self._subscriptions.discard, logger=self.log)
         self._subscriptions.add(sub)
         return sub
 

@@ -31,14 +31,13 @@ class Subscription:
     events from its append loop (one call per wake-up, however many events it holds).
     """
 
-    __slots__ = ("log", "cursor", "backlog", "task_id", "closed", "paused", "_deliver", "_on_end", "_forget", "_logger")
+    __slots__ = ("log", "cursor", "backlog", "closed", "paused", "_deliver", "_on_end", "_forget", "_logger")
 
     def __init__(
         self,
         log: EventLog,
         cursor: int,
         backlog: int,
-        task_id: str | None = None,
         *,
         forget: Callable[[Subscription], None],
         logger: logging.Logger | logging.LoggerAdapter,
@@ -46,7 +45,6 @@ class Subscription:
         self.log = log
         self.cursor = cursor
         self.backlog = backlog
-        self.task_id = task_id
         self.closed = False
         #: a push reader whose last delivery is still being written: it catches up later
         self.paused = False
