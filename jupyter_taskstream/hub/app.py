@@ -128,7 +128,6 @@ class TaskStreamApp(ExtensionApp, RegistryOptions):
         )
         self.settings.update(
             {
-                "taskstream_app": self,
                 "taskstream_registry": self.registry,
                 "taskstream_kernels": self.kernels,
                 "taskstream_secret": self.secret,

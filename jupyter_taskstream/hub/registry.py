@@ -60,7 +60,7 @@ class TaskRegistry(RegistryOptions):
         self._listeners: list[Callable[[Event], None]] = []
         self._gates = ProgressGates(
             lambda task, data: self._emit(task, "progress", data),
-            self.clock,
+            lambda: self.clock(),
             lambda: self.progress_rate_hz,
             lambda task: self._tasks.get(task.id) is task and not task.terminal,
         )
