@@ -33,6 +33,7 @@ from ..protocol import (
     validate_task_spec,
 )
 from .base import TaskStreamHandler, publisher_or_authorized
+from .store import StoreError
 
 __all__ = ["OLDEST_PROTOCOL", "BatchIngest", "TaskEventsIngest", "validate_events"]
 
@@ -113,7 +114,10 @@ class BatchIngest(TaskStreamHandler):
         except ValidationError as e:
             if self.publisher:
                 self._tell_tasks(body, f"the hub refused a batch of this task's events ({e})")
-                await self.registry.commit()  # the line is stored before the kernel hears 400
+                try:
+                    await self.registry.commit()  # the line is stored before the kernel hears 400
+                except StoreError:
+                    pass  # the 400 still says why; the store's own error is logged where it failed
             raise
         registry = self.registry
         if publisher is not None and registry.publisher_seen(publisher, seq):
@@ -144,7 +148,7 @@ class BatchIngest(TaskStreamHandler):
             answer["skipped"] = skipped
         if ignored or unknown_types:
             answer["ignored"] = {"fields": len(ignored), "events": len(unknown_types)}
-            self.log.debug("taskstream: ignored %s and event types at %s", ignored[:5], unknown_types[:5])
+            self.log.debug("taskstream: a newer kernel's batch: skipped fields %s, events %s", ignored[:5], unknown_types[:5])
         if answer:
             self.write_json(answer, 200)
         else:
