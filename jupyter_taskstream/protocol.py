@@ -268,9 +268,8 @@ def check_fields(data: dict, allowed: Any, field: str, ignored: list[str] | None
     ignored.extend(paths)
 
 
-def validate_event(
-    etype: Any, data: Any, field: str = "events[0]", ignored: list[str] | None = None
-) -> tuple[str, dict]:
+def validate_event(etype: Any, data: Any, field: str = "events[0]",
+                   ignored: list[str] | None = None) -> tuple[str, dict]:  # fmt: skip
     """Validate one published event and return ``(type, normalized data)``.
 
     A ``log`` event carries ``text`` (one line) or ``lines`` (several lines of one stream).
@@ -331,15 +330,8 @@ def validate_event(
 _SPEC_FIELDS = ("name", "total", "unit", "id", "kernel_id")
 
 
-def validate_task_spec(
-    spec: Any,
-    field: str,
-    *,
-    require_id: bool,
-    from_kernel: bool = False,
-    can_run_code: bool = False,
-    ignored: list[str] | None = None,
-) -> dict:
+def validate_task_spec(spec: Any, field: str, *, require_id: bool, from_kernel: bool = False,
+                       can_run_code: bool = False, ignored: list[str] | None = None) -> dict:  # fmt: skip
     """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``, ``code``.
 
     ``kernel_id`` names the kernel that owns the task, and the hub fails the task when that
