@@ -26,6 +26,7 @@ __all__ = [
     "SECRET_HEADER",
     "RateEstimator",
     "check_count",
+    "check_fields",
     "check_unit",
     "display_status",
     "PUBLISHED_EVENT_TYPES",
@@ -214,22 +215,15 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _number(data: dict, key: str, field: str, *, required=False, nullable=False, minimum=None):
+def _number(data: dict, key: str, field: str, *, required=False, nullable=False):
+    """``data[key]`` as a count (`check_count`), or None when absent and not ``required``."""
     if key not in data:
         if required:
             raise ValidationError(field, "is required")
         return None
-    value = data[key]
-    if value is None:
-        if nullable:
-            return None
+    if data[key] is None and not nullable:
         raise ValidationError(field, "must be a number, not null")
-    # bool is an int subclass; true/false as a count is always a client bug.
-    if not _finite(value):
-        raise ValidationError(field, "must be a finite number")
-    if minimum is not None and value < minimum:
-        raise ValidationError(field, f"must be >= {minimum}")
-    return value
+    return check_count(data[key], field, nullable=nullable)
 
 
 def _string(data: dict, key: str, field: str, *, required=False, choices=None, max_length=None):
@@ -258,16 +252,29 @@ def _error(data: Any, field: str) -> dict:
     return out
 
 
-def _check_keys(data: dict, allowed: tuple, field: str) -> None:
-    extra = sorted(set(data) - set(allowed))
-    if extra:
-        raise ValidationError(f"{field}.{extra[0]}", "is not a known field")
+def check_fields(data: dict, allowed: Any, field: str, ignored: list[str] | None = None) -> None:
+    """Refuse a field of ``data`` that is not in ``allowed``, naming it (``events[0].data.colour``).
+
+    Given an ``ignored`` list, unknown fields are appended to it (by their path) instead: a
+    newer peer's additions are skipped and counted rather than failing its whole batch.
+    Hand-written input passes no list, so a typo is still a 400 that names it.
+    """
+    extra = sorted(str(key) for key in data if key not in allowed)
+    if not extra:
+        return
+    paths = [f"{field}.{key}" if field else key for key in extra]
+    if ignored is None:
+        raise ValidationError(paths[0], "is not a known field")
+    ignored.extend(paths)
 
 
-def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str, dict]:
+def validate_event(etype: Any, data: Any, field: str = "events[0]",
+                   ignored: list[str] | None = None) -> tuple[str, dict]:  # fmt: skip
     """Validate one published event and return ``(type, normalized data)``.
 
     A ``log`` event carries ``text`` (one line) or ``lines`` (several lines of one stream).
+    Unknown data fields go to ``ignored`` when it is given (see `check_fields`); the type
+    must be known either way (a caller that skips unknown types checks that first).
 
     Raises `ValidationError` naming the offending field, e.g. ``events[2].data.current``.
     """
@@ -277,7 +284,7 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
         raise ValidationError(f"{field}.data", "must be an object")
     f = f"{field}.data"
     if etype == "status":
-        _check_keys(data, ("status", "message", "error", "cancel_requested"), f)
+        check_fields(data, ("status", "message", "error", "cancel_requested"), f, ignored)
         out: dict = {"status": _string(data, "status", f"{f}.status", required=True, choices=STATUSES)}
         if "cancel_requested" in data:
             if data["cancel_requested"] is not True:
@@ -290,22 +297,22 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]") -> tuple[str
             out["error"] = _error(data["error"], f"{f}.error")
         return etype, out
     if etype == "progress":
-        _check_keys(data, ("current", "total", "unit", "message", "rate", "eta", "bars"), f)
-        out = {"current": _number(data, "current", f"{f}.current", required=True, minimum=0)}
+        check_fields(data, ("current", "total", "unit", "message", "rate", "eta", "bars"), f, ignored)
+        out = {"current": _number(data, "current", f"{f}.current", required=True)}
         if "bars" in data:
-            out["bars"] = validate_bars(data["bars"], f"{f}.bars")
+            out["bars"] = validate_bars(data["bars"], f"{f}.bars", ignored)
         if "total" in data:
-            out["total"] = _number(data, "total", f"{f}.total", nullable=True, minimum=0)
+            out["total"] = _number(data, "total", f"{f}.total", nullable=True)
         for key in ("unit", "message"):
             value = _string(data, key, f"{f}.{key}", max_length=10_000)
             if value is not None:
                 out[key] = value
         for key in ("rate", "eta"):
-            value = _number(data, key, f"{f}.{key}", nullable=True, minimum=0)
+            value = _number(data, key, f"{f}.{key}", nullable=True)
             if value is not None:
                 out[key] = value
         return etype, out
-    _check_keys(data, ("stream", "text", "lines"), f)
+    check_fields(data, ("stream", "text", "lines"), f, ignored)
     stream = _string(data, "stream", f"{f}.stream", choices=LOG_STREAMS) or "stdout"
     if "lines" not in data:
         return etype, {"stream": stream, "text": _string(data, "text", f"{f}.text", required=True)}
@@ -329,7 +336,7 @@ MAX_BARS = 100
 _BAR_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
-def validate_bars(value: Any, field: str) -> list[dict]:
+def validate_bars(value: Any, field: str, ignored: list[str] | None = None) -> list[dict]:
     """Validate the ``bars`` of a progress event: child bars that changed, each with its ``id``."""
     if not isinstance(value, list) or len(value) > MAX_BARS:
         raise ValidationError(field, f"must be an array of at most {MAX_BARS} bars")
@@ -338,7 +345,7 @@ def validate_bars(value: Any, field: str) -> list[dict]:
         f = f"{field}[{i}]"
         if not isinstance(bar, dict):
             raise ValidationError(f, "must be an object")
-        _check_keys(bar, BAR_FIELDS, f)
+        check_fields(bar, BAR_FIELDS, f, ignored)
         if not isinstance(bar.get("id"), str) or not _BAR_ID_RE.match(bar["id"]):
             raise ValidationError(f"{f}.id", "must be 1-32 characters of letters, digits, '-' or '_'")
         item: dict = {"id": bar["id"]}
@@ -353,10 +360,10 @@ def validate_bars(value: Any, field: str) -> list[dict]:
         if "unit" in bar:
             item["unit"] = check_unit(bar["unit"], f"{f}.unit")
         if "current" in bar:
-            item["current"] = _number(bar, "current", f"{f}.current", minimum=0)
+            item["current"] = _number(bar, "current", f"{f}.current")
         for key in ("total", "rate", "eta"):
             if key in bar:
-                item[key] = _number(bar, key, f"{f}.{key}", nullable=True, minimum=0)
+                item[key] = _number(bar, key, f"{f}.{key}", nullable=True)
         for key in ("leave", "closed"):
             if key in bar:
                 if not isinstance(bar[key], bool):
@@ -366,26 +373,31 @@ def validate_bars(value: Any, field: str) -> list[dict]:
     return out
 
 
-def validate_task_spec(spec: Any, field: str, *, require_id: bool) -> dict:
-    """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``, ``code``."""
+_SPEC_FIELDS = ("name", "total", "unit", "id", "kernel_id")
+
+
+def validate_task_spec(spec: Any, field: str, *, require_id: bool, from_kernel: bool = False,
+                       can_run_code: bool = False, ignored: list[str] | None = None) -> dict:  # fmt: skip
+    """Validate a task creation body: ``name``, optional ``total``, ``unit``, ``id``, ``kernel_id``, ``code``.
+
+    ``kernel_id`` names the kernel that owns the task, and the hub fails the task when that
+    kernel dies: only a kernel's runtime (``from_kernel``, the publish secret) may claim it,
+    or a user asking to run ``code`` in that kernel (``can_run_code``: ``POST tasks`` only).
+    """
     if not isinstance(spec, dict):
         raise ValidationError(field or "body", "must be a JSON object")
     prefix = f"{field}." if field else ""
-    allowed = {"name", "total", "unit", "id", "kernel_id", "code"}
-    extra = sorted(set(spec) - allowed)
-    if extra:
-        raise ValidationError(f"{prefix}{extra[0]}", "is not a known field")
+    check_fields(spec, _SPEC_FIELDS + ("code",) if can_run_code else _SPEC_FIELDS, field, ignored)
     out: dict = {"name": validate_name(spec.get("name"), f"{prefix}name")}
-    out["total"] = _number(spec, "total", f"{prefix}total", nullable=True, minimum=0)
-    unit = spec.get("unit", "it")
-    if not isinstance(unit, str) or len(unit) > 50:
-        raise ValidationError(f"{prefix}unit", "must be a string of at most 50 characters")
-    out["unit"] = unit
+    out["total"] = _number(spec, "total", f"{prefix}total", nullable=True)
+    out["unit"] = check_unit(spec.get("unit", "it"), f"{prefix}unit")
     if "id" in spec or require_id:
         out["id"] = validate_task_id(spec.get("id"), f"{prefix}id")
     if spec.get("kernel_id") is not None:
         if not isinstance(spec["kernel_id"], str) or not spec["kernel_id"]:
             raise ValidationError(f"{prefix}kernel_id", "must be a string")
+        if not from_kernel and "code" not in spec:
+            raise ValidationError(f"{prefix}kernel_id", "may only be set by a kernel's runtime")
         out["kernel_id"] = spec["kernel_id"]
     if "code" in spec:
         if not isinstance(spec["code"], str) or not spec["code"].strip():

@@ -127,3 +127,35 @@ def test_status_events_can_carry_a_cancel_request_and_never_go_backwards():
     assert task.cancel_requested and task.status == "running"
     task.apply("status", {"status": "pending"}, 2.0)
     assert task.status == "running"
+
+
+def test_unknown_fields_are_one_check_strict_or_counted():
+    from jupyter_taskstream.protocol import check_fields
+
+    with pytest.raises(ValidationError) as info:
+        check_fields({"a": 1, "zz": 2, "b": 3}, ("a",), "events[0].data")
+    assert info.value.field == "events[0].data.b"  # the first, by name
+    ignored: list[str] = []
+    check_fields({"a": 1, "zz": 2, "b": 3}, ("a",), "", ignored)
+    assert ignored == ["b", "zz"]
+    ignored = []
+    assert validate_event("log", {"text": "x", "at": 1}, "events[3]", ignored) == ("log", {"stream": "stdout", "text": "x"})
+    assert ignored == ["events[3].data.at"]
+    spec = validate_task_spec({"name": "a", "colour": "red"}, "tasks[0]", require_id=False, ignored=ignored)
+    assert spec == {"name": "a", "total": None, "unit": "it"} and ignored[-1] == "tasks[0].colour"
+
+
+def test_task_spec_unit_and_kernel_id_rules():
+    for unit in ("", "u" * 51, 3):
+        with pytest.raises(ValidationError) as info:
+            validate_task_spec({"name": "a", "unit": unit}, "", require_id=False)
+        assert info.value.field == "unit"
+    with pytest.raises(ValidationError) as info:
+        validate_task_spec({"name": "a", "kernel_id": "k"}, "", require_id=False)
+    assert info.value.field == "kernel_id"  # a user may not claim a kernel's task...
+    assert validate_task_spec({"name": "a", "kernel_id": "k"}, "", require_id=False, from_kernel=True)["kernel_id"] == "k"
+    ran = validate_task_spec({"name": "a", "kernel_id": "k", "code": "1"}, "", require_id=False, can_run_code=True)
+    assert ran["code"] == "1"  # ...only name the kernel to run code in (POST tasks)
+    with pytest.raises(ValidationError) as info:
+        validate_task_spec({"name": "a", "kernel_id": "k", "code": "1"}, "t", require_id=False)
+    assert info.value.field == "t.code"

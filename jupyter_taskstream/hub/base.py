@@ -23,7 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning, TaskStreamError, ValidationError
-from ..protocol import SURROGATE_ESCAPE, lone_surrogate_path, validate_event, validate_task_id
+from ..protocol import SECRET_HEADER, SURROGATE_ESCAPE, lone_surrogate_path
 from .registry import TaskRegistry
 from .store import StoreError
 
@@ -36,14 +36,11 @@ __all__ = [
     "SECRET_HEADER",
     "TASK_ID",
     "TaskStreamHandler",
-    "body_object",
     "publisher_or_authorized",
     "safe_uri",
-    "validate_events",
 ]
 
 AUTH_RESOURCE = "taskstream"
-SECRET_HEADER = "X-TaskStream-Secret"
 TASK_ID = r"(?P<task_id>[A-Za-z0-9_-]{1,64})"
 KERNEL_ID = r"(?P<kernel_id>[A-Za-z0-9_.-]{1,128})"
 MAX_WAIT_SECONDS = 60.0
@@ -80,9 +77,14 @@ def safe_uri(uri: str) -> str:
 
 
 class SafeLogMixin:
-    """Tornado's error logging with `safe_uri` instead of the raw URI (and no request repr)."""
+    """Tornado's error logging with `safe_uri` instead of the raw URI (and no request repr).
 
-    def _request_summary(self) -> str:
+    It replaces ``log_exception`` whole rather than tornado's private ``_request_summary``,
+    which a tornado upgrade could rename without notice (and tokens would reach the log).
+    """
+
+    def request_summary(self) -> str:
+        """Method, query-free URI and client address, as tornado logs a request."""
         request = self.request  # type:ignore[attr-defined]
         return f"{request.method} {safe_uri(request.uri or '')} ({request.remote_ip})"
 
@@ -90,9 +92,9 @@ class SafeLogMixin:
         if isinstance(value, web.HTTPError):
             message = value.get_message()
             if message:
-                _gen_log.warning("%d %s: %s", value.status_code, self._request_summary(), message)
+                _gen_log.warning("%d %s: %s", value.status_code, self.request_summary(), message)
             return
-        _app_log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+        _app_log.error("Uncaught exception %s", self.request_summary(), exc_info=(typ, value, tb))
 
 
 def publisher_or_authorized(method: Callable) -> Callable:
@@ -133,7 +135,9 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
             raise web.HTTPError(403, "the publish secret only creates tasks and publishes events")
         # The secret is a header a browser cannot be tricked into sending, so no XSRF check.
         self.publisher = True
-        self.current_user = self._jupyter_current_user = PUBLISHER
+        # Public setter only: jupyter_server's own copy (_jupyter_current_user) is read by its
+        # XSRF check, which check_xsrf_cookie below skips for the publisher anyway.
+        self.current_user = PUBLISHER
 
     def check_xsrf_cookie(self) -> None:
         if self.publisher:
@@ -200,29 +204,3 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, ensure_ascii=False, allow_nan=False))
-
-
-def validate_events(raw: Any, *, with_task: bool) -> list[tuple[str | None, str, dict]]:
-    """Validate an ``events`` array; every event is checked before any is applied."""
-    if not isinstance(raw, list):
-        raise ValidationError("events", "must be an array")
-    out = []
-    for i, item in enumerate(raw):
-        field = f"events[{i}]"
-        if not isinstance(item, dict):
-            raise ValidationError(field, "must be an object")
-        task_id = None
-        if with_task:
-            task_id = validate_task_id(item.get("task"), f"{field}.task")
-        etype, data = validate_event(item.get("type"), item.get("data", {}), field)
-        out.append((task_id, etype, data))
-    return out
-
-
-def body_object(body: Any, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(body, dict):
-        raise ValidationError("body", "must be a JSON object")
-    extra = sorted(set(body) - set(allowed))
-    if extra:
-        raise ValidationError(extra[0], "is not a known field")
-    return body

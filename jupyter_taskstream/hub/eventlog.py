@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from . import sse
 
-__all__ = ["Event", "EventLog", "Gap"]
+__all__ = ["Event", "EventLog", "Gap", "split_utf8"]
 
 
 class Gap(Exception):
@@ -149,8 +149,9 @@ class EventLog:
     def push_to(self, reader: Any) -> None:
         """Call ``reader.on_append()`` after every append and ``reader.on_close()`` at close.
 
-        Delivering from the append loop costs one call per reader per event; waking a
-        coroutine per reader costs a future, a task switch and a timer (the fan-out hot path).
+        Delivering from the append loop costs one call per reader per `wake` (a whole batch
+        of appended events); waking a coroutine per reader costs a future, a task switch and
+        a timer each time (the fan-out hot path).
         """
         self._pushers.append(reader)
 
@@ -182,3 +183,22 @@ class EventLog:
 def _resolve(fut: asyncio.Future, value: bool) -> None:
     if not fut.done():
         fut.set_result(value)
+
+
+def split_utf8(text: str, limit: int) -> list[str]:
+    """Split a log line into pieces of at most ``limit`` UTF-8 bytes, never inside a character.
+
+    How ``max_log_event_bytes`` bounds a log event without cutting any text.
+    """
+    if limit <= 0 or len(text) * 4 <= limit or len(text.encode("utf-8")) <= limit:
+        return [text]
+    pieces, current, size = [], [], 0
+    for ch in text:
+        n = len(ch.encode("utf-8"))
+        if size + n > limit and current:
+            pieces.append("".join(current))
+            current, size = [], 0
+        current.append(ch)
+        size += n
+    pieces.append("".join(current))
+    return pieces

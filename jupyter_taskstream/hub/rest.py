@@ -1,6 +1,8 @@
 """The hub's REST handlers (list, create, poll, log, cancel, delete) and its route table.
 
-Streams are in `streams`, the dashboard page in `page`, the shared base in `base`.
+SSE streams are in `streams`, publishing in `ingest`, the dashboard page in `page`, the
+shared base in `base`. The route table at the bottom joins a stream and its publishing
+into one handler where they share a URL.
 """
 
 from __future__ import annotations
@@ -9,16 +11,19 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.utils import ensure_async
 from tornado import web
 
-from .base import KERNEL_ID, MAX_WAIT_SECONDS, TASK_ID, TaskStreamHandler, publisher_or_authorized
 from ..errors import ValidationError
 from ..protocol import STATUSES, validate_task_spec
+from .base import KERNEL_ID, MAX_WAIT_SECONDS, TASK_ID, TaskStreamHandler, publisher_or_authorized
+from .ingest import BatchIngest, TaskEventsIngest
 from .page import TaskPageHandler
-from .streams import AllEventsHandler, KernelCommandsHandler, TaskEventsHandler
+from .streams import AllEventsStream, KernelCommandsHandler, TaskEventsStream
 
 __all__ = [
+    "AllEventsHandler",
     "CancelHandler",
     "NotFoundHandler",
     "TaskHandler",
+    "TaskEventsHandler",
     "TaskListHandler",
     "TaskLogHandler",
     "default_handlers",
@@ -43,12 +48,11 @@ class TaskListHandler(TaskStreamHandler):
     @publisher_or_authorized
     async def post(self) -> None:
         """Create an externally driven task; 201 with its snapshot and Location."""
-        spec = validate_task_spec(self.json_body(), "", require_id=False)
+        body = self.json_body()
+        spec = validate_task_spec(body, "", require_id=False, from_kernel=self.publisher, can_run_code=True)
         if "code" in spec:
             await self.start_in_kernel(spec)
             return
-        if "kernel_id" in spec and not self.publisher:
-            raise ValidationError("kernel_id", "may only be set by a kernel's runtime")
         if self.publisher and "id" in spec:
             task = self.registry.ensure(spec)  # a kernel's retry of its own task is not a conflict
         else:
@@ -78,7 +82,7 @@ class TaskListHandler(TaskStreamHandler):
             raise web.HTTPError(404, f"no kernel with id {kernel_id!r}")
         task = self.registry.start_in_kernel(kernel_id, spec["name"], spec["code"], spec["total"])
         if not self.registry.has_command_listener(kernel_id):
-            await self.settings["taskstream_app"].bootstrap_runtime(kernel_id)
+            await self.settings["taskstream_kernels"].bootstrap_runtime(kernel_id)
         await self.registry.commit()
         self.set_header("Location", self.task_url(task.id))
         self.write_json(self.registry.snapshot(task.id), 202)
@@ -161,6 +165,14 @@ class NotFoundHandler(TaskStreamHandler):
         if not self.current_user:
             raise web.HTTPError(403)
         raise web.HTTPError(404, f"no such endpoint: {self.request.path}")
+
+
+class TaskEventsHandler(TaskEventsStream, TaskEventsIngest):
+    """``/taskstream/api/tasks/{id}/events``: GET streams it (`streams`), POST publishes (`ingest`)."""
+
+
+class AllEventsHandler(AllEventsStream, BatchIngest):
+    """``/taskstream/api/events``: GET streams every task (`streams`), POST takes batches (`ingest`)."""
 
 
 default_handlers = [

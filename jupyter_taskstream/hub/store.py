@@ -20,12 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Int, Unicode
+from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import TaskStreamError
 
-__all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore"]
+__all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
 
 
 class StoreError(TaskStreamError, RuntimeError):
@@ -46,6 +46,9 @@ class TaskStore(LoggingConfigurable):
 
     #: True when events must wait for `write` before they are shown to anyone.
     durable = False
+    #: Events kept per task, or None to keep all. Not an option of its own: the registry that
+    #: owns the store sets its ``retention_events`` here, so retention is the same on disk.
+    retention_events: int | None = None
 
     def open(self) -> LoadedState:
         """Load what a previous run left; a memory store starts empty."""
@@ -92,10 +95,10 @@ class SQLiteStore(TaskStore):
     durable = True
 
     path = Unicode(help="The database file.")
-    retention_events = Int(10_000, help="Events kept per task on disk, as in memory.")
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, *, retention_events: int | None = None, **kwargs: Any):
         super().__init__(**kwargs)
+        self.retention_events = retention_events
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
@@ -113,7 +116,7 @@ class SQLiteStore(TaskStore):
         except (OSError, sqlite3.OperationalError) as e:
             raise StoreError(
                 f"cannot write the task database at {self.path} ({e}); set c.TaskStreamApp.db_path "
-                "to a writable file, or c.TaskStreamApp.store = 'jupyter_taskstream.store.MemoryStore'"
+                "to a writable file, or c.TaskStreamApp.store = 'jupyter_taskstream.hub.store.MemoryStore'"
             ) from e
         except sqlite3.DatabaseError as e:
             aside = f"{self.path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -251,6 +254,8 @@ class SQLiteStore(TaskStore):
 
     def _prune(self, touched: set[str]) -> None:
         """Keep at most ``retention_events`` per task, deleting in chunks so it stays cheap."""
+        if self.retention_events is None:
+            return
         slack = max(16, self.retention_events // 8)
         for task_id in touched:
             if self._counts.get(task_id, 0) <= self.retention_events + slack:
@@ -263,6 +268,30 @@ class SQLiteStore(TaskStore):
             if row is not None:
                 db.execute("DELETE FROM events WHERE task = ? AND id < ?", (task_id, row[0]))
             self._counts[task_id] = self.retention_events
+
+
+def lock_exclusively(path: str) -> tuple[bool, Any]:
+    """Take an exclusive lock beside the database: ``(False, None)`` if another process holds it.
+
+    Returns ``(True, handle)``; the handle holds the lock until it is closed (the server's
+    lifetime). Two servers writing one history would interleave their event ids: the second
+    one to start keeps its tasks in memory instead.
+    """
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): one server per data directory is assumed
+        return True, None
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handle = open(path + ".lock", "a+")  # noqa: SIM115 (held until the server stops)
+    except OSError:
+        return True, None  # unwritable: the store reports it with the option to change
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return False, None
+    return True, handle
 
 
 def _settle(done: asyncio.Future, error: BaseException | None) -> None:

@@ -1,8 +1,9 @@
-"""The hub's Server-Sent Events handlers: one task, all tasks, and a kernel's commands.
+"""The hub's Server-Sent Events GET handlers: one task, all tasks, and a kernel's commands.
 
 Headers and first bytes go out at once, then a snapshot or the replay after Last-Event-ID,
-live events read through the subscription's cursor, heartbeat comments, and ``end``. The
-same URLs take POSTs that publish (a stream's producers and readers share its address).
+live events pushed through a subscription's cursor, heartbeat comments, and ``end``. The
+POSTs that publish to the same URLs are in `ingest`; `rest` joins both into one handler per
+URL. The tornado internals of the fast push path are behind `tornado_push`.
 """
 
 from __future__ import annotations
@@ -10,21 +11,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import socket
 from typing import Any, Callable
 
 from jupyter_server.auth.decorator import authorized
-from tornado import httputil, web
-from tornado.iostream import IOStream, StreamClosedError
+from tornado import web
+from tornado.iostream import StreamClosedError
 
-from . import sse
-from .base import TaskStreamHandler, body_object, publisher_or_authorized, validate_events
-from ..errors import TaskExists, TaskFinished, TaskNotFound, ValidationError
+from . import sse, tornado_push
+from .base import TaskStreamHandler
 from .eventlog import Event, EventLog
-from ..protocol import validate_task_spec
-from .registry import SubscriberTooSlow
+from .subscription import StreamClosed, SubscriberTooSlow
 
-__all__ = ["AllEventsHandler", "EventStreamHandler", "KernelCommandsHandler", "TaskEventsHandler"]
+__all__ = ["AllEventsStream", "EventStreamHandler", "KernelCommandsHandler", "TaskEventsStream"]
 
 
 class EventStreamHandler(TaskStreamHandler):
@@ -66,13 +64,14 @@ class EventStreamHandler(TaskStreamHandler):
         if not self.request.connection.stream.writing():
             return  # the socket took every byte: no need to wait for `flushed`
         loop = asyncio.get_running_loop()
-        self._stall_timer = loop.call_later(self.settings["taskstream_write_timeout"], self._stalled)
+        self._stall_timer = loop.call_later(self.settings["taskstream_write_timeout"], self.stalled)
         try:
             await flushed
         finally:
             self._stall_timer.cancel()
 
-    def _stalled(self) -> None:
+    def stalled(self) -> None:
+        """The client left its socket full for ``write_timeout``: disconnect it."""
         self.log.warning("taskstream: dropping a subscriber that stopped reading (%s)", self.request.path)
         self.request.connection.close()
 
@@ -83,7 +82,8 @@ class EventStreamHandler(TaskStreamHandler):
         `Subscription.push` and `_Pusher`); the coroutine only waits for the end. A connection
         whose socket is full is paused and catches up once its bytes are written.
         """
-        self._release_headers()
+        # The headers are on the wire: tornado's copies of them are ~2 KiB per idle stream.
+        tornado_push.release_headers(self)
         loop = asyncio.get_running_loop()
         pusher = self._pusher = _Pusher(self, self.registry.subscribe(log, cursor), encode, ends, loop)
         pusher.start()
@@ -98,29 +98,18 @@ class EventStreamHandler(TaskStreamHandler):
         if error is None and not self._closed:
             self.finish()
 
-    def _release_headers(self) -> None:
-        """The headers are on the wire: drop tornado's copies of them for the stream's life.
-
-        The response header dict and the login cookie jupyter_server sets are ~2 KiB that
-        every idle stream would otherwise hold (benchmark case 5 counts bytes per stream);
-        nothing reads them once the headers are written.
-        """
-        if self._headers_written:
-            self._headers = httputil.HTTPHeaders()
-            self.__dict__.pop("_new_cookie", None)
-
     def on_connection_close(self) -> None:
         self._closed = True
         if self._pusher is not None:
             self._pusher.sub.close()
-            self._pusher.end(StreamClosedError())
+            self._pusher.end(StreamClosed())
 
 
 class _Pusher:
     """One SSE connection's side of push delivery: what the log calls for each new event.
 
     One small object per connection rather than a handful of closures: thousands of idle
-    streams each hold one (benchmark case 5 counts the bytes per stream).
+    streams each hold one (the benchmarks count the bytes per idle stream).
     """
 
     __slots__ = ("handler", "sub", "encode", "ends", "loop", "done", "stream", "direct", "beat_timer")
@@ -130,7 +119,7 @@ class _Pusher:
         self.handler, self.sub, self.encode, self.ends, self.loop = handler, sub, encode, ends, loop
         self.done: asyncio.Future = loop.create_future()
         self.stream = handler.request.connection.stream
-        self.direct = _direct_socket(handler.request.connection)
+        self.direct = tornado_push.direct_socket(handler)
         self.beat_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -148,32 +137,38 @@ class _Pusher:
             self.done.set_result(error)
 
     def deliver(self, events: list[Event]) -> bool:
-        """Write ``events``; True while the bytes are still being written (the reader pauses)."""
+        """Write ``events``; True while the bytes are still being written (the reader pauses).
+
+        Raises `StreamClosed` when the client is gone.
+        """
         handler, stream = self.handler, self.stream
-        if self.ends and events[-1].type == "end":
-            handler.write(_body(self.encode, events))
-            handler.flush()
-            self.sub.close()
-            self.end(None)
-            return False
-        if self.direct is not None and not stream.writing():
-            data = _chunk(self.encode, events)
-            try:
-                sent = self.direct.send(data)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError:
-                handler.request.connection.close()
-                raise StreamClosedError() from None
-            if sent == len(data):
-                return False  # the socket took every byte: no future, no callback
-            flushed = stream.write(memoryview(data)[sent:])
-        else:
-            handler.write(_body(self.encode, events))
-            flushed = handler.flush()
-            if not stream.writing():
+        try:
+            if self.ends and events[-1].type == "end":
+                handler.write(_body(self.encode, events))
+                handler.flush()
+                self.sub.close()
+                self.end(None)
                 return False
-        timer = self.loop.call_later(handler.settings["taskstream_write_timeout"], handler._stalled)
+            if self.direct is not None and not stream.writing():
+                data = _chunk(self.encode, events)
+                try:
+                    sent = self.direct.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    handler.request.connection.close()
+                    raise StreamClosed() from None
+                if sent == len(data):
+                    return False  # the socket took every byte: no future, no callback
+                flushed = stream.write(memoryview(data)[sent:])
+            else:
+                handler.write(_body(self.encode, events))
+                flushed = handler.flush()
+                if not stream.writing():
+                    return False
+        except StreamClosedError as e:
+            raise StreamClosed() from e
+        timer = self.loop.call_later(handler.settings["taskstream_write_timeout"], handler.stalled)
         flushed.add_done_callback(functools.partial(self.written, timer))
         return True
 
@@ -182,7 +177,7 @@ class _Pusher:
         timer.cancel()
         error = None if fut.cancelled() else fut.exception()
         if fut.cancelled() or error is not None:
-            self.sub.fail(error or StreamClosedError())
+            self.sub.fail(error or StreamClosed())
         else:
             self.sub.resume()
 
@@ -200,31 +195,13 @@ class _Pusher:
         self.beat_timer = self.loop.call_later(self.handler.settings["taskstream_heartbeat_interval"], self.beat)
 
 
-def _direct_socket(connection: Any) -> socket.socket | None:
-    """The socket of a plain-TCP HTTP/1.1 chunked response, which fan-out may write to itself.
-
-    Delivering one event to a thousand subscribers through ``RequestHandler.flush`` costs
-    three futures, their callbacks and a chunk framing per subscriber: most of the hub's
-    CPU under fan-out (benchmark case 4). When nothing is queued on the `IOStream`, one
-    ``send()`` of the chunk framed once per event does the same; bytes the socket does not
-    take go to the `IOStream` as usual, and everything else (heartbeats, ``end``, finish)
-    keeps going through tornado, so the order on the wire is tornado's. TLS streams and
-    unchunked (HTTP/1.0) responses always use tornado's path. ``_chunking_output`` is
-    tornado's own flag for "this response is framed in chunks" (no public accessor).
-    """
-    stream = getattr(connection, "stream", None)
-    if type(stream) is not IOStream or getattr(connection, "_chunking_output", None) is not True:
-        return None
-    return stream.socket
-
-
 def _body(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
     return encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
 
 
 #: ``[encode, first event, last event, bytes]``: the last batch framed as an HTTP/1.1
 #: chunk. Fan-out hands one batch (a run of one log) to every subscriber in a row, so this
-#: encodes and frames each batch once, not once per subscriber.
+#: encodes and frames each batch once, not once per subscriber (the hub's CPU under fan-out).
 _framed: list = [None, None, None, b""]
 
 
@@ -233,14 +210,12 @@ def _chunk(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
     cache = _framed
     if cache[0] is not encode or cache[1] is not events[0] or cache[2] is not events[-1]:
         body = _body(encode, events)
-        cache[:] = encode, events[0], events[-1], b"%x\r\n%b\r\n" % (len(body), body)
+        cache[:] = encode, events[0], events[-1], tornado_push.chunk(body)
     return cache[3]
 
 
-class TaskEventsHandler(EventStreamHandler):
-    """``/taskstream/api/tasks/{id}/events``: SSE of one task (POST is publishing, above)."""
-
-    publisher_verbs = frozenset({"POST"})
+class TaskEventsStream(EventStreamHandler):
+    """``GET /taskstream/api/tasks/{id}/events``: SSE of one task."""
 
     @web.authenticated
     @authorized
@@ -259,8 +234,8 @@ class TaskEventsHandler(EventStreamHandler):
             # The client saw everything already: repeat `end` so it knows to stop reconnecting.
             self.write(log.tail(1)[0].sse())
         try:
-            # Headers and first bytes now: proxies and EventSource wait for them (USERS 5),
-            # and APIHandler.finish would otherwise relabel an unflushed stream as JSON.
+            # Headers and first bytes now: proxies and EventSource wait for them before
+            # they pass the stream on, and APIHandler.finish would otherwise relabel an unflushed stream as JSON.
             await self.send(b"")
         except StreamClosedError:
             return
@@ -269,22 +244,9 @@ class TaskEventsHandler(EventStreamHandler):
             return
         await self.pump(log, cursor, Event.sse, ends=True)
 
-    @web.authenticated
-    @publisher_or_authorized
-    async def post(self, task_id: str) -> None:
-        """Publish events to this task: every event is validated before any applies; 204."""
-        body = body_object(self.json_body(), ("events",))
-        events = validate_events(body.get("events"), with_task=False)
-        self.registry.publish(task_id, [(etype, data) for _, etype, data in events])
-        await self.registry.commit()  # acknowledged means stored: the 204 waits for the commit
-        self.set_status(204)
-        self.finish()
 
-
-class AllEventsHandler(EventStreamHandler):
-    """``/taskstream/api/events``: one SSE stream of every task; POST publishes to many tasks."""
-
-    publisher_verbs = frozenset({"POST"})
+class AllEventsStream(EventStreamHandler):
+    """``GET /taskstream/api/events``: one SSE stream of every task."""
 
     @web.authenticated
     @authorized
@@ -303,57 +265,6 @@ class AllEventsHandler(EventStreamHandler):
         except StreamClosedError:
             return
         await self.pump(log, cursor, Event.sse_all, ends=False)
-
-    @web.authenticated
-    @publisher_or_authorized
-    async def post(self) -> None:
-        """Create tasks and publish events to many tasks in one request; 204.
-
-        Body ``{"tasks": [spec, ...]?, "events": [{"task", "type", "data"}, ...],
-        "publisher": str?, "seq": int?}``; a repeated ``(publisher, seq)`` is a retry and is
-        ignored. Events for finished or unknown tasks are skipped: 200 ``{"skipped": {id: why}}``.
-        """
-        body = body_object(self.json_body(), ("tasks", "events", "publisher", "seq", "protocol"))
-        specs_raw = body.get("tasks", [])
-        if not isinstance(specs_raw, list):
-            raise ValidationError("tasks", "must be an array")
-        specs = [validate_task_spec(s, f"tasks[{i}]", require_id=True) for i, s in enumerate(specs_raw)]
-        events = validate_events(body.get("events", []), with_task=True)
-        publisher, seq = body.get("publisher"), body.get("seq")
-        if publisher is not None or seq is not None:
-            if not isinstance(publisher, str) or not publisher:
-                raise ValidationError("publisher", "must be a non-empty string when seq is given")
-            if isinstance(seq, bool) or not isinstance(seq, int):
-                raise ValidationError("seq", "must be an integer when publisher is given")
-        registry = self.registry
-        if publisher is not None and registry.publisher_seen(publisher, seq):
-            self.set_status(204)
-            self.finish()
-            return
-        skipped = {}
-        for spec in specs:
-            try:
-                registry.ensure(spec)
-            except TaskExists as e:  # someone else's id: refuse that task, not the whole batch
-                skipped[spec["id"]] = str(e)
-        by_task: dict[str, list] = {}
-        for task_id, etype, data in events:
-            by_task.setdefault(task_id, []).append((etype, data))
-        # One finished or unknown task must not block the others a kernel batches with it:
-        # its events are skipped and reported, the rest are applied.
-        for task_id, items in by_task.items():
-            if task_id in skipped:
-                continue
-            try:
-                registry.publish(task_id, items)
-            except (TaskNotFound, TaskFinished) as e:
-                skipped[task_id] = str(e)
-        await registry.commit()  # acknowledged means stored: the answer waits for the commit
-        if skipped:
-            self.write_json({"skipped": skipped}, 200)
-        else:
-            self.set_status(204)
-            self.finish()
 
 
 class KernelCommandsHandler(EventStreamHandler):

@@ -35,6 +35,7 @@ def test_options_are_documented_traitlets():
 
 
 async def test_config_reaches_the_registry(registry):
+    """c.TaskStreamApp.<option> (see test_config for every option)."""
     assert registry.retention_events == 50
 
 
@@ -93,5 +94,5 @@ async def test_tasks_of_a_kernel_this_server_does_not_manage_are_not_failed(publ
     assert (await publisher.post(f"{API}/tasks", json=body)).status_code == 201
     await publisher.post(f"{API}/tasks/ext1/events", json={"events": [log("working")]})
     (app,) = jp_serverapp.extension_manager.extension_apps["jupyter_taskstream"]
-    await app.check_kernels()
+    await app.kernels.check_kernels()
     assert jp_serverapp.web_app.settings["taskstream_registry"].get("ext1").status == "running"

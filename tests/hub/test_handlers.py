@@ -193,7 +193,7 @@ async def test_no_input_yields_a_500(client):
             assert r.status_code < 500, (url, params, r.text)
 
 
-async def test_multi_task_publish_skips_finished_tasks_and_dedups_retries(client, registry):
+async def test_multi_task_publish_skips_finished_tasks_and_dedups_retries(client, publisher, registry):
     a, b = await create(client, "a"), await create(client, "b")
     await publish(client, b["id"], {"type": "status", "data": {"status": "completed"}})
     body = {
@@ -218,7 +218,7 @@ async def test_multi_task_publish_skips_finished_tasks_and_dedups_retries(client
         "tasks": [{"id": a["id"], "name": "not mine", "kernel_id": "other"}, {"id": "fresh", "name": "f"}],
         "events": [{"task": a["id"], **log("hijack")}, {"task": "fresh", **log("ok")}],
     }
-    r = await client.post(f"{API}/events", json=clash)
+    r = await publisher.post(f"{API}/events", json=clash)  # only a kernel's runtime sets kernel_id
     assert r.status_code == 200 and set(r.json()["skipped"]) == {a["id"]}
     assert registry.get("fresh").status == "running"
     texts = [e["data"]["text"] for e in (await client.get(f"{API}/tasks/{a['id']}/log")).json()["events"]]
@@ -248,7 +248,10 @@ async def test_a_batch_of_lines_is_stored_and_streamed_as_one_event_per_line(cli
     assert_json_error(refused, 400, "events[1].data.lines[1]")
     mixed = {"events": [{"task": task["id"], "type": "log", "data": {"lines": ["x"], "text": "y"}}]}
     assert_json_error(await publisher.post(f"{API}/events", json=mixed), 400, "events[0].data.lines")
-    assert len((await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]) == 3
+    # None of the kernel's batch applied; one stderr line on the task says it was refused, and why.
+    after = (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"]
+    assert len(after) == 4 and after[-1]["data"]["stream"] == "stderr"
+    assert "refused" in after[-1]["data"]["text"] and "events[0].data.lines" in after[-1]["data"]["text"]
 
 
 async def test_page_lists_tasks_with_names_escaped(client):

@@ -263,3 +263,29 @@ async def test_events_committed_together_reach_a_push_reader_in_one_delivery(tmp
     assert len(got) == 1, got  # status:running and six lines, one delivery
     sub.close()
     registry.close()
+
+
+async def test_a_fault_in_delivery_is_logged_with_its_traceback_not_taken_for_a_slow_client(caplog):
+    from jupyter_taskstream.hub.subscription import StreamClosed
+
+    registry, _ = make()
+    task = registry.create("job")
+    log = registry.event_log(task.id)
+
+    def broken(events):
+        raise ValueError("a bug in delivery")
+
+    def gone(events):
+        raise StreamClosed()
+
+    ends = {}
+    for name, deliver in (("broken", broken), ("gone", gone)):
+        sub = registry.subscribe(log, 0)
+        with caplog.at_level("ERROR"):
+            sub.push(deliver, lambda error, name=name: ends.__setitem__(name, error))
+        assert sub.closed and registry.subscriber_count == 0
+    assert isinstance(ends["broken"], ValueError) and isinstance(ends["gone"], StreamClosed)
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1, errors  # the bug, not the client that left
+    assert "delivering events to a subscriber failed" in errors[0].getMessage()
+    assert errors[0].exc_info and errors[0].exc_info[0] is ValueError  # with its traceback

@@ -6,6 +6,10 @@ import asyncio
 import json
 import socket
 
+import pytest
+
+from jupyter_taskstream.hub import tornado_push
+
 from ..conftest import read_sse, wait_for
 from .test_handlers import API, create, log, publish
 
@@ -210,11 +214,17 @@ def _dechunk(raw: bytes) -> tuple[bytes, bool]:
     return bytes(body), False
 
 
-async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_order(client, registry):
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "plain-write-flush"])
+async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_order(
+    client, registry, monkeypatch, fast_path
+):
     # A client that stops reading fills its socket: the hub's direct send() writes part of a
     # chunk, hands the rest to tornado, pauses that subscriber and resumes it once written.
     # The client must then get every event exactly once, in order, in well-formed chunks,
-    # and a normal subscriber alongside must not be held up.
+    # and a normal subscriber alongside must not be held up. Without the fast path (a tornado
+    # whose internals changed) the same must hold through plain write()/flush().
+    if not fast_path:
+        monkeypatch.setattr(tornado_push, "enabled", False)
     loop = asyncio.get_running_loop()
     task = await create(client)
     url = f"{API}/tasks/{task['id']}/events"
