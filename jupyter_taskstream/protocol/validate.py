@@ -1,116 +1,26 @@
-"""The contract between the hub (server side) and the runtime (kernel side): written once here.
+"""Validation of what producers publish and users post: one rule per field, written once.
 
-Both sides import this module and nothing of each other: the environment names a kernel
-reads, the publish-secret header, the protocol version every batch carries, event types,
-statuses (the terminal set and the status a view displays), validation of what a producer
-publishes, the snapshot shape (`TaskState`) and the rate/ETA estimator.
-
-Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides (and any
-other producer) agree on one definition. Times are epoch seconds passed in by the caller.
+Every check raises `ValidationError` naming the offending field (``events[2].data.current``).
+Kernels' batches pass an ``ignored`` list so a newer peer's unknown fields are skipped and
+counted (see `check_fields`); hand-written input passes none and gets a 400 for a typo.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import secrets
-from datetime import datetime, timezone
 from typing import Any
 
-from .errors import TaskFinished, ValidationError
-
-__all__ = [
-    "ENV_SECRET",
-    "ENV_URL",
-    "PROTOCOL_VERSION",
-    "SECRET_HEADER",
-    "RateEstimator",
-    "check_count",
-    "check_fields",
-    "check_unit",
-    "display_status",
-    "PUBLISHED_EVENT_TYPES",
-    "STATUSES",
-    "TERMINAL_STATUSES",
-    "TaskState",
-    "iso_time",
-    "new_task_id",
-    "validate_event",
-    "validate_name",
-    "validate_task_id",
-    "validate_task_spec",
-    "lone_surrogate_path",
-    "replace_lone_surrogates",
-]
-
-#: Environment variables a server-launched kernel reads to find its hub and prove it may publish.
-ENV_URL = "JUPYTER_TASKSTREAM_URL"
-ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
-#: The header that carries the publish secret (a browser cannot be made to send it: no XSRF).
-SECRET_HEADER = "X-TaskStream-Secret"
-#: Version of the publish protocol (the batch body of ``POST .../events``). Every batch says
-#: which it speaks; kernels and the server often run different package versions.
-#: 1: batches without a ``protocol`` field (before it existed). 2: ``protocol`` is sent.
-PROTOCOL_VERSION = 2
-
-STATUSES = ("pending", "running", "completed", "failed", "cancelled")
-TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-#: What views show: the statuses, plus ``cancelling`` for a live task asked to stop.
-DISPLAY_STATUSES = (*STATUSES, "cancelling")
-#: Event types a producer may publish; ``end`` and ``snapshot`` are written by the hub.
-PUBLISHED_EVENT_TYPES = ("status", "progress", "log")
-LOG_STREAMS = ("stdout", "stderr")
-MAX_UNIT_LENGTH = 50
+from ..errors import ValidationError
+from .wire import LOG_STREAMS, MAX_NAME_LENGTH, MAX_UNIT_LENGTH, PUBLISHED_EVENT_TYPES, STATUSES
 
 _TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_NAME_LENGTH = 200
-# Weight of the newest sample in the hub's moving average of the rate (tqdm's default smoothing).
-RATE_SMOOTHING = 0.3
 
-
-def display_status(status: str, cancel_requested: bool) -> str:
-    """The status a view shows: ``cancelling`` for a task asked to stop that has not ended yet."""
-    return "cancelling" if cancel_requested and status not in TERMINAL_STATUSES else status
-
-
-class RateEstimator:
-    """tqdm's smoothed rate: an exponential moving average of the count's speed between samples.
-
-    Samples closer than ``min_interval`` seconds are skipped (too noisy); a count that goes
-    down (a new loop) restarts the estimate.
-    """
-
-    __slots__ = ("rate", "_sample", "min_interval", "smoothing")
-
-    def __init__(self, min_interval: float = 0.0, smoothing: float = RATE_SMOOTHING):
-        self.rate: float | None = None
-        self._sample: tuple[float, float] | None = None
-        self.min_interval = min_interval
-        self.smoothing = smoothing
-
-    def update(self, now: float, current: float) -> float | None:
-        """Fold the count at ``now`` into the rate and return it."""
-        sample = self._sample
-        if sample is None or current < sample[1]:
-            self._sample = (now, current)
-            if sample is not None:
-                self.rate = None  # the counter restarted
-            return self.rate
-        dt = now - sample[0]
-        if dt <= 0 or dt < self.min_interval:
-            return self.rate  # keep the older sample so the next interval is measurable
-        instant = (current - sample[1]) / dt
-        self.rate = instant if self.rate is None else self.smoothing * instant + (1 - self.smoothing) * self.rate
-        self._sample = (now, current)
-        return self.rate
-
-
-def eta(current: float, total: float | None, rate: float | None) -> float | None:
-    """Seconds left at ``rate``, or None when the total or a positive rate is unknown."""
-    if not rate or total is None:
-        return None
-    return max(total - current, 0) / rate
-
+__all__ = [
+    "BAR_FIELDS", "MAX_BARS", "SURROGATE_ESCAPE", "check_count", "check_fields", "check_unit", "lone_surrogate_path",
+    "replace_lone_surrogates", "validate_bars", "validate_event", "validate_name", "validate_task_id",
+    "validate_task_spec",
+]  # fmt: skip
 
 def check_count(value: Any, field: str, *, nullable: bool = False) -> Any:
     """A finite number >= 0 (or None when ``nullable``); `ValidationError` naming ``field``."""
@@ -129,23 +39,6 @@ def check_unit(unit: Any, field: str = "unit") -> str:
         raise ValidationError(field, f"must be a non-empty string of at most {MAX_UNIT_LENGTH} characters")
     return unit
 
-
-def new_task_id() -> str:
-    """Return a short, URL-safe, random task id that starts with a letter or digit.
-
-    A leading '-' would read as an option on a command line (``%taskstream cancel -x1``).
-    """
-    while True:
-        task_id = secrets.token_urlsafe(8)
-        if task_id[0].isalnum():
-            return task_id
-
-
-def iso_time(epoch: float | None) -> str | None:
-    """Format epoch seconds as ISO 8601 UTC (``2026-01-01T00:00:00.000000Z``)."""
-    if epoch is None:
-        return None
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def validate_task_id(value: Any, field: str = "id") -> str:
@@ -408,182 +301,3 @@ def validate_task_spec(spec: Any, field: str, *, require_id: bool, from_kernel: 
     return out
 
 
-class TaskState:
-    """The hub's (and runtime's) view of one task: applies events, renders snapshots."""
-
-    __slots__ = (
-        "id", "name", "status", "current", "total", "unit", "rate", "eta", "message",
-        "kernel_id", "created", "started", "finished", "error", "cancel_requested",
-        "last_event_id", "version", "log_dropped", "_rate_sample", "bars", "_bars_changed",
-    )  # fmt: skip
-
-    def __init__(self, task_id: str, name: str, *, now: float, total=None, unit="it", kernel_id=None):
-        self.id = task_id
-        self.name = name
-        self.status = "pending"
-        self.current: float = 0
-        self.total = total
-        self.unit = unit
-        self.rate: float | None = None
-        self.eta: float | None = None
-        self.message = ""
-        self.kernel_id = kernel_id
-        self.created = now
-        self.started: float | None = None
-        self.finished: float | None = None
-        self.error: dict | None = None
-        self.cancel_requested = False
-        self.last_event_id = 0
-        #: bumped on every change, including coalesced progress not yet sent: the ETag.
-        self.version = 0
-        #: log lines no longer kept (retention), so a reader knows the log it gets is a tail.
-        self.log_dropped = 0
-        self._rate_sample: tuple[float, float] | None = None
-        #: Child bars by id, in the order they opened (open ones, and closed ones left in place).
-        self.bars: dict[str, dict] = {}
-        #: Bars changed since `take_bar_changes`: what the next progress event tells readers.
-        self._bars_changed: dict[str, dict] = {}
-
-    @property
-    def terminal(self) -> bool:
-        """True once the task has completed, failed or been cancelled."""
-        return self.status in TERMINAL_STATUSES
-
-    def apply(self, etype: str, data: dict, now: float) -> None:
-        """Fold a validated event into the state; raises `TaskFinished` after the end."""
-        if self.terminal:
-            raise TaskFinished(self.id, self.status)
-        self.version += 1
-        if etype == "status":
-            status = data["status"]
-            if data.get("cancel_requested"):
-                self.cancel_requested = True
-            if status == "pending" and self.status == "running":
-                status = "running"  # a late or repeated "pending" never moves a task backwards
-            self.status = status
-            if "message" in data:
-                self.message = data["message"]
-            if status != "pending" and self.started is None:
-                self.started = now
-            if status in TERMINAL_STATUSES:
-                self.finished = now
-                self.eta = None
-                if "error" in data:
-                    self.error = data["error"]
-        elif etype == "progress":
-            self._start(now)
-            if "total" in data:
-                self.total = data["total"]
-            if "unit" in data:
-                self.unit = data["unit"]
-            if "message" in data:
-                self.message = data["message"]
-            self._update_rate(data["current"], now, data.get("rate"))
-            self.current = data["current"]
-            if "eta" in data:
-                self.eta = data["eta"]
-            elif self.rate and self.total is not None:
-                self.eta = max(self.total - self.current, 0) / self.rate
-            else:
-                self.eta = None
-            for bar in data.get("bars", ()):
-                self._apply_bar(bar)
-        elif etype == "log":
-            self._start(now)
-
-    def _apply_bar(self, change: dict) -> None:
-        bar = self.bars.get(change["id"])
-        if bar is None:
-            bar = dict.fromkeys(BAR_FIELDS)
-            bar.update(parent="main", desc="", current=0, unit="it", postfix="", leave=True, closed=False)
-        bar.update(change)
-        if bar["closed"] and not bar["leave"]:
-            self.bars.pop(bar["id"], None)  # a transient bar: readers drop it when they see it closed
-        else:
-            self.bars[bar["id"]] = bar
-            if len(self.bars) > MAX_BARS:
-                oldest = next((k for k, b in self.bars.items() if b["closed"]), next(iter(self.bars)))
-                del self.bars[oldest]
-        self._bars_changed[bar["id"]] = dict(bar)
-
-    def take_bar_changes(self) -> list[dict]:
-        """The bars that changed since the last call, in full: the ``bars`` of the next progress event."""
-        changed, self._bars_changed = self._bars_changed, {}
-        return list(changed.values())
-
-    def _start(self, now: float) -> None:
-        if self.status == "pending":
-            self.status = "running"
-            self.started = now
-
-    def _update_rate(self, current: float, now: float, given: float | None) -> None:
-        if given is not None:
-            self.rate = given
-            return
-        sample = self._rate_sample
-        if sample is not None and now <= sample[0]:
-            return  # same instant: keep the older sample so the next interval is measurable
-        self._rate_sample = (now, current)
-        if sample is None or current < sample[1]:
-            return  # first sample, or the counter was reset: no rate to derive
-        dt, dn = now - sample[0], current - sample[1]
-        instant = dn / dt
-        self.rate = instant if self.rate is None else RATE_SMOOTHING * instant + (1 - RATE_SMOOTHING) * self.rate
-
-    def progress(self) -> dict:
-        """The ``progress`` object of the snapshot."""
-        total = self.total
-        fraction = None
-        if total:
-            fraction = min(max(self.current / total, 0.0), 1.0)
-        elif total == 0:
-            fraction = 1.0 if self.terminal else 0.0
-        # Measured values to the precision anyone reads them: a 16-digit float is a third of
-        # a progress event's bytes on the wire, and SSE's cost per update is mostly bytes.
-        return {
-            "current": self.current,
-            "total": total,
-            "fraction": None if fraction is None else round(fraction, 4),
-            "unit": self.unit,
-            "rate": None if self.rate is None else float(f"{self.rate:.4g}"),
-            "eta": None if self.eta is None else round(self.eta, 1),
-        }
-
-    def snapshot(self) -> dict:
-        """The task as JSON-ready data, in the hub's documented shape."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "status": self.status,
-            "progress": self.progress(),
-            "message": self.message,
-            "kernel_id": self.kernel_id,
-            "created": iso_time(self.created),
-            "started": iso_time(self.started),
-            "finished": iso_time(self.finished),
-            "error": self.error,
-            "cancel_requested": self.cancel_requested,
-            "display_status": display_status(self.status, self.cancel_requested),
-            "last_event_id": self.last_event_id,
-            "log_dropped": self.log_dropped,
-            "bars": list(self.bars.values()),
-        }
-
-    #: Fields a store keeps to rebuild the task after a restart (times stay epoch seconds).
-    RECORD_FIELDS = (
-        "id", "name", "status", "current", "total", "unit", "rate", "eta", "message", "kernel_id",
-        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped", "bars",
-    )  # fmt: skip
-
-    def to_record(self) -> dict:
-        """The task's state as plain JSON data, for a store."""
-        return {name: getattr(self, name) for name in self.RECORD_FIELDS}
-
-    @classmethod
-    def from_record(cls, record: dict) -> TaskState:
-        """Rebuild a task from `to_record` data."""
-        task = cls(record["id"], record["name"], now=record["created"])
-        for name in cls.RECORD_FIELDS:
-            if name in record:
-                setattr(task, name, record[name])
-        return task

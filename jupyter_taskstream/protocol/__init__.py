@@ -1,0 +1,52 @@
+"""The contract between the hub (server side) and the runtime (kernel side): written once here.
+
+Both sides import this package and nothing of each other. `wire`: the environment names a
+kernel reads, the publish-secret header, the protocol version every batch carries, event
+types, statuses (the terminal set and the status a view displays). `validate`: what a
+producer may publish and a user may post. `state`: the snapshot shape (`TaskState`, child
+bars included) and the rate/ETA estimator.
+
+Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides (and any
+other producer) agree on one definition. Times are epoch seconds passed in by the caller.
+"""
+
+from __future__ import annotations
+
+from .state import RateEstimator, TaskState, eta
+from .validate import (
+    BAR_FIELDS,
+    MAX_BARS,
+    SURROGATE_ESCAPE,
+    check_count,
+    check_fields,
+    check_unit,
+    lone_surrogate_path,
+    replace_lone_surrogates,
+    validate_bars,
+    validate_event,
+    validate_name,
+    validate_task_id,
+    validate_task_spec,
+)
+from .wire import (
+    DISPLAY_STATUSES,
+    ENV_SECRET,
+    ENV_URL,
+    LOG_STREAMS,
+    PROTOCOL_VERSION,
+    PUBLISHED_EVENT_TYPES,
+    SECRET_HEADER,
+    STATUSES,
+    TERMINAL_STATUSES,
+    display_status,
+    iso_time,
+    new_task_id,
+)
+
+__all__ = [
+    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
+    "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
+    "TaskState", "check_count", "check_fields", "check_unit", "display_status", "eta", "iso_time",
+    "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",
+    "validate_name", "validate_task_id", "validate_task_spec",
+]  # fmt: skip

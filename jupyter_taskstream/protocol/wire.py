@@ -1,0 +1,66 @@
+"""The wire contract: environment names, the secret header, the protocol version, statuses.
+
+What a kernel and the hub must agree on before any event is validated: how a kernel finds
+its hub, how it proves it may publish, which version of the batch format it speaks, the
+statuses (and the one a view shows), event types, ids and times.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+__all__ = [
+    "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
+    "PROTOCOL_VERSION", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
+    "display_status", "iso_time", "new_task_id",
+]  # fmt: skip
+
+#: Environment variables a server-launched kernel reads to find its hub and prove it may publish.
+ENV_URL = "JUPYTER_TASKSTREAM_URL"
+ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
+#: The header that carries the publish secret (a browser cannot be made to send it: no XSRF).
+SECRET_HEADER = "X-TaskStream-Secret"
+#: Version of the publish protocol (the batch body of ``POST .../events``). Every batch says
+#: which it speaks; kernels and the server often run different package versions.
+#: 1: batches without a ``protocol`` field (before it existed). 2: ``protocol`` is sent.
+#: 3: progress events may carry child ``bars`` (a hub at 2 skips and counts them).
+PROTOCOL_VERSION = 3
+
+STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+#: What views show: the statuses, plus ``cancelling`` for a live task asked to stop.
+DISPLAY_STATUSES = (*STATUSES, "cancelling")
+#: Event types a producer may publish; ``end`` and ``snapshot`` are written by the hub.
+PUBLISHED_EVENT_TYPES = ("status", "progress", "log")
+LOG_STREAMS = ("stdout", "stderr")
+MAX_UNIT_LENGTH = 50
+
+MAX_NAME_LENGTH = 200
+# Weight of the newest sample in the hub's moving average of the rate (tqdm's default smoothing).
+RATE_SMOOTHING = 0.3
+
+
+def display_status(status: str, cancel_requested: bool) -> str:
+    """The status a view shows: ``cancelling`` for a task asked to stop that has not ended yet."""
+    return "cancelling" if cancel_requested and status not in TERMINAL_STATUSES else status
+
+
+def new_task_id() -> str:
+    """Return a short, URL-safe, random task id that starts with a letter or digit.
+
+    A leading '-' would read as an option on a command line (``%taskstream cancel -x1``).
+    """
+    while True:
+        task_id = secrets.token_urlsafe(8)
+        if task_id[0].isalnum():
+            return task_id
+
+
+def iso_time(epoch: float | None) -> str | None:
+    """Format epoch seconds as ISO 8601 UTC (``2026-01-01T00:00:00.000000Z``)."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
