@@ -26,7 +26,7 @@ expect = pytest.importorskip("playwright.async_api", reason="pip install playwri
 
 pytestmark = pytest.mark.timeout(90)
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 #: The README's screenshot; rewritten only when TASKSTREAM_UPDATE_DOCS=1, so test runs leave git clean.
 DOCS_SCREENSHOT = ROOT / "docs" / "widget.png"
