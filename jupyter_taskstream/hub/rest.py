@@ -123,14 +123,21 @@ class TaskLogHandler(TaskStreamHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
-        """Log events after ``?after=ID`` (at most ``?limit=``), and the cursor to ask with next."""
+        """Log events after ``?after=ID`` (at most ``?limit=``, or the last ``?tail=N``), and the next cursor."""
         after = self.query_number("after", default=0, integer=True)
         limit = self.query_number("limit", default=10_000, minimum=1, maximum=10_000, integer=True)
+        tail = self.query_number("tail", default=None, minimum=1, maximum=10_000, integer=True)
         log = self.registry.event_log(task_id)
         truncated = after < log.trimmed_through
         events = log.after(max(after, log.trimmed_through))
         lines = []
         cursor = log.last_id
+        if tail is not None:
+            lines = [e.to_json() for e in events if e.type == "log"][-min(tail, limit):]
+            # Truncated only when retention dropped lines the tail would have shown.
+            truncated = truncated and len(lines) < tail
+            self.write_json({"events": lines, "last_event_id": cursor, "truncated": truncated})
+            return
         for event in events:
             if event.type != "log":
                 continue
