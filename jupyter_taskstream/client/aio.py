@@ -230,6 +230,10 @@ class AsyncTaskHandle:
         """End the task as failed, with the error shown on the dashboard."""
         await self._end(_core.status_event("failed", message, _core.error_data(message, error_type, traceback)))
 
+    async def cancelled(self, message: str | None = None) -> None:
+        """End the task as cancelled: how a script honours `cancel_requested`."""
+        await self._end(_core.status_event("cancelled", message))
+
     async def cancel_requested(self) -> bool:
         """True once someone asked to cancel this task (one request to the hub)."""
         self.snapshot = await self.client.get(self.id)

@@ -66,6 +66,9 @@ def error_for_status(status: int, message: str) -> ClientError:
     """The exception for an HTTP error status and the server's message."""
     if status in (401, 403):
         cls: type[ClientError] = Unauthorized
+        if not message or message in ("Forbidden", "Unauthorized") or message.startswith("HTTP "):
+            # Jupyter says only "Forbidden" for a missing or wrong token: say which it is about.
+            message = f"the server refused the credentials (HTTP {status}): check the token"
     elif status == 404:
         cls = NotFound
     elif status == 409:

@@ -235,6 +235,10 @@ class TaskHandle:
         """End the task as failed, with the error shown on the dashboard."""
         self._end(_core.status_event("failed", message, _core.error_data(message, error_type, traceback)))
 
+    def cancelled(self, message: str | None = None) -> None:
+        """End the task as cancelled: how a script honours `cancel_requested`."""
+        self._end(_core.status_event("cancelled", message))
+
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this task (one request to the hub)."""
         self.snapshot = self.client.get(self.id)
