@@ -12,6 +12,7 @@ from tornado import web
 from .base import KERNEL_ID, MAX_WAIT_SECONDS, TASK_ID, TaskStreamHandler, publisher_or_authorized
 from ..errors import ValidationError
 from ..protocol import STATUSES, validate_task_spec
+from .openapi import OpenAPIHandler
 from .page import TaskPageHandler
 from .streams import AllEventsHandler, KernelCommandsHandler, TaskEventsHandler
 
@@ -179,5 +180,6 @@ default_handlers = [
     (rf"/taskstream/api/tasks/{TASK_ID}/cancel", CancelHandler),
     (r"/taskstream/api/events", AllEventsHandler),
     (rf"/taskstream/api/kernels/{KERNEL_ID}/commands", KernelCommandsHandler),
+    (r"/taskstream/api/openapi\.json", OpenAPIHandler),
     (r"/taskstream/api/.*", NotFoundHandler),
 ]
