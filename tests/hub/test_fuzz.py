@@ -76,7 +76,7 @@ async def test_fuzz_every_operation(server_url, jp_auth_header, jp_serverapp, tm
     print(summary)
     if os.environ.get("TASKSTREAM_FUZZ_OUTPUT"):
         with open(os.environ["TASKSTREAM_FUZZ_OUTPUT"], "w") as f:
-            f.write(text)
+            f.write(text + "\n" + summary + "\n")
     assert proc.returncode == 0, f"schemathesis found problems ({summary}):\n{text[-20000:]}"
     assert "Authentication failed" not in text, text[-3000:]
     assert len(requests) >= MIN_REQUESTS, summary
@@ -93,6 +93,10 @@ async def test_fuzz_every_operation(server_url, jp_auth_header, jp_serverapp, tm
         modes = by_op[op]
         assert modes["positive"] > 0 and modes["negative"] > 0, (op, modes)
     phases = collections.Counter(r["phase"] for r in requests)
-    print(summary, dict(phases), {op: dict(by_op[op]) for op in sorted(described)})
+    detail = f"{summary}; by phase {dict(phases)}; by operation {({op: dict(by_op[op]) for op in sorted(described)})}"
+    print(detail)
+    if os.environ.get("TASKSTREAM_FUZZ_OUTPUT"):
+        with open(os.environ["TASKSTREAM_FUZZ_OUTPUT"], "a") as f:
+            f.write(detail + "\n")
     assert phases["stateful"] > 0 and phases["fuzzing"] > 0 and phases["coverage"] > 0, phases
     assert elapsed < MAX_SECONDS, summary
