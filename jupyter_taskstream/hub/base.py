@@ -185,7 +185,9 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
 
     def query_number(self, name: str, *, default=None, minimum=0.0, maximum=None, integer=False):
         """A numeric query argument, or 400 naming it."""
-        raw = self.get_query_argument(name, None)
+        # Unstripped: tornado turns control characters into spaces and strips them, which would
+        # make ``?wait=%06`` an empty value, read as "not given", instead of the 400 it is.
+        raw = self.get_query_argument(name, None, strip=False)
         if raw is None or raw == "":
             return default
         if not (_INTEGER if integer else _DECIMAL).fullmatch(raw):

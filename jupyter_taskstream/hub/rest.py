@@ -35,7 +35,7 @@ class TaskListHandler(TaskStreamHandler):
     @authorized
     async def get(self) -> None:
         """List tasks newest first, optionally filtered by ``?status=``."""
-        status = self.get_query_argument("status", None)
+        status = self.get_query_argument("status", None, strip=False)
         if status is not None and status not in STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
         self.write_json({"tasks": self.registry.snapshots(status)})

@@ -272,3 +272,16 @@ async def test_log_tail_over_http(client, clean_env):
     assert [e["data"]["text"] for e in body["events"]] == ["l4"]
     assert (await client.get(f"taskstream/api/tasks/{task_id}/log", params={"tail": 0})).status_code == 400
     assert (await client.get(f"taskstream/api/tasks/{task_id}/log", params={"tail": "x"})).status_code == 400
+
+
+async def test_query_values_are_not_cleaned_into_absence(client, clean_env):
+    """Tornado turns control characters into spaces and strips them: a malformed value must
+    still be refused, not read as "not given" (found by the schemathesis run)."""
+    r = await client.post("taskstream/api/tasks", json={"name": "q"})
+    task_id = r.json()["id"]
+    for query in ("wait=%06&after=%06", "wait=%20", "after=%061"):
+        r = await client.get(f"taskstream/api/tasks/{task_id}?{query}")
+        assert r.status_code == 400, (query, r.status_code)
+    assert (await client.get(f"taskstream/api/tasks/{task_id}/log?tail=%07")).status_code == 400
+    assert (await client.get("taskstream/api/tasks?status=%20running")).status_code == 400
+    assert (await client.get(f"taskstream/api/tasks/{task_id}?wait=")).status_code == 200  # empty: not given
