@@ -68,3 +68,53 @@ async def test_served_behind_auth(client, anon):
     assert r.json() == described()
     r = await anon.get("taskstream/api/openapi.json")
     assert r.status_code == 403 and r.headers["content-type"].startswith("application/json")
+
+
+def event_validators(schema_name: str) -> dict:
+    """Per SSE event name, a validator of its JSON payload (the variant's ``contentSchema``)."""
+    import jsonschema_rs
+
+    spec = described()
+    validators = {}
+    for variant in spec["components"]["schemas"][schema_name]["oneOf"]:
+        name = variant["properties"]["event"]["const"]
+        content = variant["properties"]["data"]["contentSchema"]
+        root = {"$schema": "https://json-schema.org/draft/2020-12/schema", "components": spec["components"], **content}
+        validators[name] = jsonschema_rs.Draft202012Validator(root, validate_formats=True)
+    return validators
+
+
+async def test_stream_events_match_the_description(client, registry):
+    """Every kind of event, from the real streams, against the per-event schemas (itemSchema)."""
+    from ..conftest import read_sse
+
+    api = "taskstream/api"
+    one, every = event_validators("TaskEvent"), event_validators("AllTasksEvent")
+    task = (await client.post(f"{api}/tasks", json={"name": "checked", "total": 2, "unit": "step"})).json()
+    events = [
+        {"type": "progress", "data": {"current": 1, "message": "half"}},
+        {"type": "log", "data": {"stream": "stderr", "text": "warn"}},
+        {"type": "log", "data": {"lines": ["a", "b"]}},
+        {"type": "status", "data": {"status": "failed", "message": "no", "error": {"type": "E", "message": "m"}}},
+    ]
+    cursor = registry.last_event_id
+    r = await client.post(f"{api}/tasks/{task['id']}/events", json={"events": events})
+    assert r.status_code == 204
+    other = (await client.post(f"{api}/tasks", json={"name": "cancelled"})).json()
+    await client.post(f"{api}/tasks/{other['id']}/cancel")
+    assert (await client.delete(f"{api}/tasks/{other['id']}")).status_code == 204
+
+    fresh = await read_sse(client, f"{api}/tasks/{task['id']}/events")
+    replay = await read_sse(client, f"{api}/tasks/{task['id']}/events", headers={"Last-Event-ID": "0"})
+    everything = await read_sse(client, f"{api}/events?timeout=0.2", headers={"Last-Event-ID": str(cursor - 1)})
+    snapshot_all = await read_sse(client, f"{api}/events?limit=1")
+    seen = set()
+    for received, validators in ((fresh, one), (replay, one), (everything, every), (snapshot_all, every)):
+        for _id, name, data in received:
+            validators[name].validate(data)
+            seen.add((validators is every, name))
+    assert seen >= {(False, n) for n in ("snapshot", "status", "progress", "log", "end")}
+    assert seen >= {(True, n) for n in ("snapshot", "status", "progress", "log", "end", "deleted")}
+    # A payload that breaks the description is caught (the validators are not vacuous).
+    assert not one["progress"].is_valid({"current": -1})
+    assert not every["log"].is_valid({"stream": "stdout", "text": "no task"})
