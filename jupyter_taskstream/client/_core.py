@@ -19,7 +19,7 @@ from ..protocol import STATUSES, TERMINAL_STATUSES, validate_task_id
 from .discovery import Endpoint
 from .errors import ClientError, ServerUnreachable, error_for_status
 
-__all__ = ["Backoff", "Call", "Event", "TERMINAL_STATUSES"]
+__all__ = ["TERMINAL_STATUSES", "Backoff", "Call", "Event"]
 
 #: Seconds of each long-poll in `wait` (the hub caps ``wait`` at 60).
 POLL_SECONDS = 30.0

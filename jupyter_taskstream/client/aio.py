@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback as traceback_module
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from httpx_sse import aconnect_sse
@@ -68,7 +69,7 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
     async def _call(self, call: Call, timeout: float | None = None) -> Any:

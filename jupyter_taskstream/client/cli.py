@@ -23,8 +23,9 @@ import sys
 import time
 import webbrowser
 from collections import deque
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 from ..protocol import STATUSES, TERMINAL_STATUSES
 from .errors import ClientError

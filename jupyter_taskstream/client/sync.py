@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 import traceback as traceback_module
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 from httpx_sse import connect_sse
@@ -73,7 +74,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _call(self, call: Call, timeout: float | None = None) -> Any:

@@ -66,7 +66,7 @@ async def test_a_failing_block_fails_the_task_with_its_error(server_url, token, 
     async with AsyncClient(server_url, token) as hub:
         with pytest.raises(ZeroDivisionError):
             async with await hub.create("divide") as task:
-                1 / 0
+                _ = 1 / 0
         final = await hub.get(task.id)
         assert final["status"] == "failed"
         assert final["error"]["type"] == "ZeroDivisionError"
@@ -89,7 +89,7 @@ async def test_sync_client_same_methods(server_url, token, clean_env):
             with pytest.raises(Conflict, match="already finished"):
                 task.log("too late")
             events = list(hub.follow(task.id))
-            assert [e.type for e in events][0] == "snapshot" and events[-1].type == "end"
+            assert events[0].type == "snapshot" and events[-1].type == "end"
             final = hub.wait(task.id, timeout=5)
             assert final["status"] == "failed" and final["error"]["type"] == "RuntimeError"
             assert hub.log(task.id, tail=5)["events"][0]["data"]["text"] == "one"
@@ -210,7 +210,7 @@ async def test_follow_resumes_after_a_dropped_connection(proxy, server_url, toke
                 connections = proxy.connections
                 proxy.drop()
                 await task.log("while away")
-                await wait_for(lambda: proxy.connections > connections, message="reconnect")
+                await wait_for(lambda c=connections: proxy.connections > c, message="reconnect")
         await task.finish()
         await asyncio.wait_for(reader, 10)
         texts = [e.data["text"] for e in seen if e.type == "log"]

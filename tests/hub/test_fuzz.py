@@ -41,7 +41,8 @@ api_key = "${TASKSTREAM_FUZZ_SECRET}"
 @pytest.fixture
 def taskstream_config() -> dict:
     # Memory: the fuzzer measures the API, not the disk; heartbeats slower than a fuzz request.
-    return {"store": "jupyter_taskstream.hub.store.MemoryStore", "heartbeat_interval": 5.0, "retry_ms": 100}
+    return {"store": "jupyter_taskstream.hub.store.MemoryStore", "heartbeat_interval": 5.0, "retry_ms": 100,
+            "log_level": "ERROR"}
 
 
 @pytest.fixture
@@ -69,6 +70,7 @@ async def test_fuzz_every_operation(server_url, jp_auth_header, jp_serverapp, tm
         "--phases", "examples,coverage,fuzzing,stateful",
         "--request-timeout", "10",
         "--suppress-health-check", "all",
+        "--generation-database", "none",
         "--report", "junit", "--report-dir", str(report),
         "--exclude-path", "/taskstream/",  # the HTML page: a browser's, tested in test_dashboard.py
     ]  # fmt: skip
@@ -77,7 +79,7 @@ async def test_fuzz_every_operation(server_url, jp_auth_header, jp_serverapp, tm
            "TASKSTREAM_FUZZ_TOKEN": token, "NO_COLOR": "1", "COLUMNS": "150",
            "TASKSTREAM_FUZZ_SECRET": jp_serverapp.web_app.settings["taskstream_secret"]}  # fmt: skip
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(*argv, env=env, cwd=ROOT, stdout=asyncio.subprocess.PIPE,
+    proc = await asyncio.create_subprocess_exec(*argv, env=env, cwd=tmp_path, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.STDOUT)  # fmt: skip
     output, _ = await proc.communicate()
     elapsed = time.monotonic() - started

@@ -26,7 +26,7 @@ def readme_endpoints() -> set[tuple[str, str]]:
     section = text[text.index("## The hub: HTTP API"):]
     section = section[: section.index("\n## ", 1)]
     found = set()
-    for cell in re.findall(r"^\| `([A-Z]+ [^`]+)` \|", section, re.M):
+    for cell in re.findall(r"^\| `([A-Z]+ [^`]+)` \|", section, re.MULTILINE):
         method, path = cell.split(" ", 1)
         found.add((method, path.split("?")[0].replace("{id}", "{task_id}")))
     return found
