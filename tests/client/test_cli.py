@@ -6,6 +6,7 @@ base_url is ``/a%40b/`` (a character that needs escaping in URLs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -62,6 +63,9 @@ class Terminal:
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, check=False)
+        tmpdir = os.environ.get("TMUX_TMPDIR", "/tmp")
+        with contextlib.suppress(OSError):  # the server leaves its socket file behind
+            os.unlink(os.path.join(tmpdir, f"tmux-{os.getuid()}", self.socket))
 
 
 @pytest.fixture
