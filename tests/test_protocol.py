@@ -159,3 +159,19 @@ def test_task_spec_unit_and_kernel_id_rules():
     with pytest.raises(ValidationError) as info:
         validate_task_spec({"name": "a", "kernel_id": "k", "code": "1"}, "t", require_id=False)
     assert info.value.field == "t.code"
+
+
+def test_extreme_counts_never_make_a_snapshot_unencodable():
+    """Found by schemathesis: finite inputs whose rate or ETA overflow made every listing a 500."""
+    import json
+
+    from jupyter_taskstream.protocol import TaskState
+
+    fast = TaskState("a", "n", now=0.0, total=1e308)
+    fast.apply("progress", {"current": 0}, 0.0)
+    fast.apply("progress", {"current": 1.7e308}, 1e-3)
+    slow = TaskState("b", "n", now=0.0, total=1e308)
+    slow.apply("progress", {"current": 0, "rate": 5e-324}, 0.0)
+    for task in (fast, slow):
+        json.dumps(task.snapshot(), allow_nan=False)
+    assert fast.progress()["rate"] is None and slow.progress()["eta"] is None

@@ -155,6 +155,12 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
                 break
         super().send_error(status_code, **kwargs)
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        if status_code == 405:
+            # RFC 9110: a 405 says which methods the resource has (tornado leaves it out).
+            self.set_header("Allow", ", ".join(allowed_methods(type(self))))
+        super().write_error(status_code, **kwargs)
+
     def log_exception(self, typ, value, tb) -> None:  # type:ignore[override]
         if isinstance(value, TaskStreamError):
             self.log.info("%s %s: %s", self.request.method, self.request.path, value)
@@ -183,7 +189,9 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
 
     def query_number(self, name: str, *, default=None, minimum=0.0, maximum=None, integer=False):
         """A numeric query argument, or 400 naming it."""
-        raw = self.get_query_argument(name, None)
+        # Unstripped: tornado turns control characters into spaces and strips them, which would
+        # make ``?wait=%06`` an empty value, read as "not given", instead of the 400 it is.
+        raw = self.get_query_argument(name, None, strip=False)
         if raw is None or raw == "":
             return default
         if not (_INTEGER if integer else _DECIMAL).fullmatch(raw):
@@ -204,3 +212,11 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(data, ensure_ascii=False, allow_nan=False))
+
+
+def allowed_methods(handler: type[web.RequestHandler]) -> list[str]:
+    """The HTTP methods a handler class implements (those tornado's base does not stub)."""
+    return [
+        m for m in handler.SUPPORTED_METHODS
+        if getattr(handler, m.lower(), None) is not getattr(web.RequestHandler, m.lower(), None)
+    ]  # fmt: skip

@@ -15,6 +15,7 @@ from ..errors import ValidationError
 from ..protocol import STATUSES, validate_task_spec
 from .base import KERNEL_ID, MAX_WAIT_SECONDS, TASK_ID, TaskStreamHandler, publisher_or_authorized
 from .ingest import BatchIngest, TaskEventsIngest
+from .openapi import OpenAPIHandler
 from .page import TaskPageHandler
 from .streams import AllEventsStream, KernelCommandsHandler, TaskEventsStream
 
@@ -39,7 +40,7 @@ class TaskListHandler(TaskStreamHandler):
     @authorized
     async def get(self) -> None:
         """List tasks newest first, optionally filtered by ``?status=``."""
-        status = self.get_query_argument("status", None)
+        status = self.get_query_argument("status", None, strip=False)
         if status is not None and status not in STATUSES:
             raise ValidationError("status", f"must be one of {', '.join(STATUSES)}")
         self.write_json({"tasks": self.registry.snapshots(status)})
@@ -127,14 +128,21 @@ class TaskLogHandler(TaskStreamHandler):
     @web.authenticated
     @authorized
     async def get(self, task_id: str) -> None:
-        """Log events after ``?after=ID`` (at most ``?limit=``), and the cursor to ask with next."""
+        """Log events after ``?after=ID`` (at most ``?limit=``, or the last ``?tail=N``), and the next cursor."""
         after = self.query_number("after", default=0, integer=True)
         limit = self.query_number("limit", default=10_000, minimum=1, maximum=10_000, integer=True)
+        tail = self.query_number("tail", default=None, minimum=1, maximum=10_000, integer=True)
         log = self.registry.event_log(task_id)
         truncated = after < log.trimmed_through
         events = log.after(max(after, log.trimmed_through))
         lines = []
         cursor = log.last_id
+        if tail is not None:
+            lines = [e.to_json() for e in events if e.type == "log"][-min(tail, limit):]
+            # Truncated only when retention dropped lines the tail would have shown.
+            truncated = truncated and len(lines) < tail
+            self.write_json({"events": lines, "last_event_id": cursor, "truncated": truncated})
+            return
         for event in events:
             if event.type != "log":
                 continue
@@ -184,5 +192,6 @@ default_handlers = [
     (rf"/taskstream/api/tasks/{TASK_ID}/cancel", CancelHandler),
     (r"/taskstream/api/events", AllEventsHandler),
     (rf"/taskstream/api/kernels/{KERNEL_ID}/commands", KernelCommandsHandler),
+    (r"/taskstream/api/openapi\.json", OpenAPIHandler),
     (r"/taskstream/api/.*", NotFoundHandler),
 ]

@@ -18,7 +18,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from . import sse, tornado_push
-from .base import TaskStreamHandler
+from .base import MAX_WAIT_SECONDS, TaskStreamHandler
 from .eventlog import Event, EventLog
 from .subscription import StreamClosed, SubscriberTooSlow
 
@@ -96,6 +96,55 @@ class EventStreamHandler(TaskStreamHandler):
             self.request.connection.close()
             return
         if error is None and not self._closed:
+            self.finish()
+
+    def stream_bounds(self) -> tuple[int | None, float | None]:
+        """``?limit=N`` (events, the snapshot included) and ``?timeout=S``: when a stream ends early.
+
+        For scripts and fuzzers that read a stream to its end; browsers never send them.
+        """
+        limit = self.query_number("limit", default=None, minimum=1, integer=True)
+        timeout = self.query_number("timeout", default=None, maximum=MAX_WAIT_SECONDS)
+        return limit, timeout
+
+    async def pump_bounded(self, log: EventLog, cursor: int, encode: Callable[[Event], bytes], *,
+                           ends: bool, limit: int | None, timeout: float | None, sent: int) -> None:  # fmt: skip
+        """`pump` for a stream that ends after ``limit`` events or ``timeout`` seconds.
+
+        A plain read loop rather than push delivery: bounded streams are rare and short, so
+        they stay off the fan-out hot path that `_Pusher` is built for.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        beat = self.settings["taskstream_heartbeat_interval"]
+        sub = self.registry.subscribe(log, cursor)
+        try:
+            while not self._closed and (limit is None or sent < limit):
+                try:
+                    events = sub.take()
+                except SubscriberTooSlow:
+                    self.request.connection.close()
+                    return
+                if limit is not None:
+                    events = events[: limit - sent]
+                if events:
+                    sent += len(events)
+                    await self.send(_body(encode, events))
+                    if ends and events[-1].type == "end":
+                        break
+                    continue
+                if log.closed:
+                    break
+                left = None if deadline is None else deadline - loop.time()
+                if left is not None and left <= 0:
+                    break
+                if not await log.wait(sub.cursor, beat if left is None else min(beat, left)):
+                    await self.send(sse.comment("heartbeat"))
+        except StreamClosedError:
+            return
+        finally:
+            sub.close()
+        if not self._closed:
             self.finish()
 
     def on_connection_close(self) -> None:
@@ -224,13 +273,16 @@ class TaskEventsStream(EventStreamHandler):
         registry = self.registry
         task = registry.get(task_id)
         log = registry.event_log(task_id)
+        limit, timeout = self.stream_bounds()
         cursor = registry.resume_point(log, self.last_event_id())
         self.start_stream()
+        sent = 0
         if cursor is None:
             cursor, data = registry.snapshot_event(task_id)
             self.write(sse.encode_json(data, event="snapshot", id=cursor))
+            sent = 1
             del data  # this frame lives as long as the stream
-        if task.terminal and log.last_id <= cursor:
+        if task.terminal and log.last_id <= cursor and limit != sent:
             # The client saw everything already: repeat `end` so it knows to stop reconnecting.
             self.write(log.tail(1)[0].sse())
         try:
@@ -239,8 +291,11 @@ class TaskEventsStream(EventStreamHandler):
             await self.send(b"")
         except StreamClosedError:
             return
-        if task.terminal and log.last_id <= cursor:
+        if (task.terminal and log.last_id <= cursor) or limit == sent:
             self.finish()
+            return
+        if limit is not None or timeout is not None:
+            await self.pump_bounded(log, cursor, Event.sse, ends=True, limit=limit, timeout=timeout, sent=sent)
             return
         await self.pump(log, cursor, Event.sse, ends=True)
 
@@ -254,15 +309,24 @@ class AllEventsStream(EventStreamHandler):
         """Stream every task's events (payloads carry ``task``), resumable by Last-Event-ID."""
         registry = self.registry
         log = registry.all_events
+        limit, timeout = self.stream_bounds()
         cursor = registry.resume_point(log, self.last_event_id())
         self.start_stream()
+        sent = 0
         if cursor is None:
             cursor, data = registry.all_snapshot_event()
             self.write(sse.encode_json(data, event="snapshot", id=cursor))
+            sent = 1
             del data  # this frame lives as long as the stream
         try:
             await self.send(b"")
         except StreamClosedError:
+            return
+        if limit is not None or timeout is not None:
+            if limit == sent:
+                self.finish()
+                return
+            await self.pump_bounded(log, cursor, Event.sse_all, ends=False, limit=limit, timeout=timeout, sent=sent)
             return
         await self.pump(log, cursor, Event.sse_all, ends=False)
 
@@ -278,6 +342,7 @@ class KernelCommandsHandler(EventStreamHandler):
         if not self.publisher:
             raise web.HTTPError(403, "only a kernel's runtime reads its commands")
         log = self.registry.commands(kernel_id)
+        limit, timeout = self.stream_bounds()
         last = self.last_event_id()
         known = last is not None and log.trimmed_through <= last <= self.registry.last_event_id
         cursor = last if known else log.trimmed_through
@@ -285,5 +350,8 @@ class KernelCommandsHandler(EventStreamHandler):
         try:
             await self.send(b"")
         except StreamClosedError:
+            return
+        if limit is not None or timeout is not None:
+            await self.pump_bounded(log, cursor, Event.sse, ends=False, limit=limit, timeout=timeout, sent=0)
             return
         await self.pump(log, cursor, Event.sse, ends=False)

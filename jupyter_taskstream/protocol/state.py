@@ -7,6 +7,8 @@ tqdm's smoothed rate and the time left, the one rule both sides measure with.
 
 from __future__ import annotations
 
+import math
+
 
 from ..errors import TaskFinished
 from .validate import BAR_FIELDS, MAX_BARS
@@ -186,13 +188,18 @@ class TaskState:
             fraction = 1.0 if self.terminal else 0.0
         # Measured values to the precision anyone reads them: a 16-digit float is a third of
         # a progress event's bytes on the wire, and SSE's cost per update is mostly bytes.
+        # Finite inputs can still divide into infinity (a count of 1e308 in a millisecond, a
+        # rate of 5e-324): such a rate or ETA is unknown, not a value JSON cannot carry, which
+        # would fail every snapshot that includes this task.
+        rate = self.rate if self.rate is not None and math.isfinite(self.rate) else None
+        eta = self.eta if self.eta is not None and math.isfinite(self.eta) else None
         return {
             "current": self.current,
             "total": total,
             "fraction": None if fraction is None else round(fraction, 4),
             "unit": self.unit,
-            "rate": None if self.rate is None else float(f"{self.rate:.4g}"),
-            "eta": None if self.eta is None else round(self.eta, 1),
+            "rate": None if rate is None else float(f"{rate:.4g}"),
+            "eta": None if eta is None else round(eta, 1),
         }
 
     def snapshot(self) -> dict:
