@@ -33,7 +33,10 @@ import struct
 import sys
 import tempfile
 import threading
+import time
 import weakref
+from itertools import groupby
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 from .capture import LineBuffer
@@ -274,27 +277,100 @@ def _forked_child() -> None:
     # here. Connections inherited from a parent worker are the parent's.
     current_task.set(None)
     _worker_sockets.clear()
+    _active.clear()
 
 
 os.register_at_fork(after_in_child=_forked_child)
 
 
+#: Seconds a worker holds complete lines to send them together (a flusher thread sends them):
+#: at 100,000 lines, one send per line would cost more than the lines.
+HOLD = 0.02
+#: Bytes a worker holds at most before it sends.
+HOLD_BYTES = 64 * 1024
+
+_active: set[_Outgoing] = set()
+_flusher_pid: int | None = None
+_flusher_lock = threading.Lock()
+
+
+class _Outgoing:
+    """What one work item's two streams wrote and the worker has not sent yet, in write order.
+
+    Writers append to ``held`` without a lock (``list.append`` is atomic); `send` takes what
+    it read and leaves what was appended meanwhile, as `capture.PendingOutput` does.
+    """
+
+    def __init__(self, sock: socket.socket, task_id: str, originals: tuple[Any, Any]):
+        self.sock = sock
+        self.prefix = task_id.encode("ascii")
+        self.originals = originals
+        self.held: list[tuple[int, str]] = []
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def add(self, stream: int, text: str) -> None:
+        """Hold whole lines of one stream; send at once when enough piled up."""
+        self.held.append((stream, text))
+        self.size += len(text)
+        if self.size >= HOLD_BYTES:
+            self.send()
+
+    def send(self) -> None:
+        """Send everything held."""
+        with self.lock:
+            held = self.held
+            n = len(held)
+            if not n:
+                return
+            taken = held[:n]
+            del held[:n]
+            self.size = 0
+            frames = []
+            # One frame per run of one stream: the reader parses a few frames, not every line.
+            for stream, run in groupby(taken, key=itemgetter(0)):
+                data = "".join(text for _, text in run).encode("utf-8", "surrogateescape")
+                frames.append(_HEADER.pack(stream, len(self.prefix), len(data)) + self.prefix + data)
+            try:
+                self.sock.sendall(b"".join(frames))
+            except OSError:
+                for stream, text in taken:  # the kernel went away: the lines stay the worker's
+                    self.originals[stream].write(text)
+
+
+def _flush_held() -> None:
+    while True:
+        time.sleep(HOLD)
+        for outgoing in list(_active):
+            try:
+                outgoing.send()
+            except Exception:
+                pass
+
+
+def _start_flusher() -> None:
+    global _flusher_pid
+    with _flusher_lock:
+        if _flusher_pid != os.getpid():
+            _flusher_pid = os.getpid()
+            threading.Thread(target=_flush_held, name="taskstream-worker-flush", daemon=True).start()
+
+
 class WorkerStream:
     """``sys.stdout``/``sys.stderr`` of a worker while it runs a task's item: whole lines to the task.
 
-    Complete lines leave at once (live output); a partial line waits for its newline or the
-    end of the item.
+    Complete lines leave within `HOLD` seconds, together with others written meanwhile; a
+    partial line waits for its newline or the end of the item.
     """
 
-    def __init__(self, sock: socket.socket, task_id: str, stream: int, original: Any):
-        self._sock = sock
-        self._prefix = task_id.encode("ascii")
+    def __init__(self, outgoing: _Outgoing, stream: int, original: Any):
+        self._outgoing = outgoing
         self._stream = stream
         self._original = original
         self._pending = ""
 
     def write(self, text: str) -> int:
-        """Send the complete lines of what was written so far."""
+        """Hold the complete lines of what was written so far for sending."""
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if "\n" not in text:
@@ -302,7 +378,7 @@ class WorkerStream:
             return len(text)
         cut = text.rfind("\n") + 1
         whole, self._pending = self._pending + text[:cut], text[cut:]
-        self._send(whole)
+        self._outgoing.add(self._stream, whole)
         return len(text)
 
     def writelines(self, lines: Any) -> None:
@@ -311,13 +387,13 @@ class WorkerStream:
             self.write(line)
 
     def flush(self) -> None:
-        """Nothing to do: complete lines left already, a partial line waits for its end."""
+        """Nothing to do: complete lines leave within `HOLD`, a partial line waits for its end."""
 
     def finish(self) -> None:
         """The item ended: a partial line it left is a line of its own."""
         if self._pending:
             text, self._pending = self._pending + "\n", ""
-            self._send(text)
+            self._outgoing.add(self._stream, text)
 
     def isatty(self) -> bool:
         """What the worker's own stream answers."""
@@ -326,14 +402,6 @@ class WorkerStream:
     def __getattr__(self, name: str) -> Any:
         # encoding, errors, fileno, buffer...: the worker's own stream's.
         return getattr(self._original, name)
-
-    def _send(self, text: str) -> None:
-        data = text.encode("utf-8", "surrogateescape")
-        header = _HEADER.pack(self._stream, len(self._prefix), len(data))
-        try:
-            self._sock.sendall(header + self._prefix + data)
-        except OSError:
-            self._original.write(text)  # the kernel went away: keep the line where it would have been
 
 
 class InTask:
@@ -349,14 +417,19 @@ class InTask:
         if sock is None:
             return self.fn(*args, **kwargs)
         stdout, stderr = sys.stdout, sys.stderr
-        sys.stdout = out = WorkerStream(sock, self.task_id, 0, stdout)
-        sys.stderr = err = WorkerStream(sock, self.task_id, 1, stderr)
+        outgoing = _Outgoing(sock, self.task_id, (stdout, stderr))
+        sys.stdout = out = WorkerStream(outgoing, 0, stdout)
+        sys.stderr = err = WorkerStream(outgoing, 1, stderr)
+        _start_flusher()
+        _active.add(outgoing)
         try:
             return self.fn(*args, **kwargs)
         finally:
+            sys.stdout, sys.stderr = stdout, stderr
             out.finish()
             err.finish()
-            sys.stdout, sys.stderr = stdout, stderr
+            _active.discard(outgoing)
+            outgoing.send()  # before the result: the task may end as soon as it has it
 
     def __repr__(self) -> str:
         return f"<InTask {self.fn!r} for task {self.task_id}>"
