@@ -13,7 +13,7 @@ Inside a task (and only there: outside, every patched function calls the origina
   ``starmap_async``/``imap``/``imap_unordered``, and ``Process`` started with a
   ``target``), ``concurrent.futures.ProcessPoolExecutor.submit`` (and ``map``), and loky's
   executor (joblib's default backend; see `integrations` for the hook) send the work item
-  as a `kernel.workerlink.InTask`, which routes the worker's output to the submitting task.
+  as a `kernel.workerside.InTask`, which routes the worker's output to the submitting task.
   ``multiprocessing.pool.ThreadPool`` runs in threads, which `kernel.context` already covers.
 
 `install` and `uninstall` are what `integrations.enable`/`disable` call; `uninstall` puts

@@ -28,11 +28,12 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from .capture import LineBuffer
+from .diagnostics import report_once
 
 if TYPE_CHECKING:
     from .taskcore import TaskCore
 
-__all__ = ["ChildPipe", "TAG", "add_settler", "deliver", "open_pipes", "running_children", "settle"]
+__all__ = ["TAG", "ChildPipe", "add_settler", "deliver", "open_pipes", "running_children", "settle"]
 
 #: How a line is tagged with the process that wrote it, where several write at once.
 TAG = "[pid {pid}] "
@@ -93,11 +94,11 @@ def add_settler(settler: Callable[[TaskCore], None]) -> None:
 
 def settle(task: TaskCore) -> None:
     """Before ``task`` closes its log: deliver what its children have written so far."""
-    for settler in list(_settlers):
+    for settler in tuple(_settlers):
         try:
             settler(task)
-        except Exception:
-            pass
+        except Exception as e:  # a broken worker connection must not keep the task from ending
+            report_once(("settle", type(e)), f"could not collect child processes' output: {e!r}")
 
 
 class ChildPipe:

@@ -109,5 +109,5 @@ async def test_children_of_tasks_in_a_real_kernel(jp_serverapp, client, registry
         # -- no cell got a child's line or a record of the runtime's HTTP client ------------------
         cells = "".join(m["content"]["text"] for m in k.messages if m["msg_type"] == "stream")
         for line in ("one", "two", "bang", "py child", "out 1", "err 1", "out 41", "out 42"):
-            assert not re.search(rf"(^|\] ){re.escape(line)}$", cells, re.M), (line, cells[-2000:])
+            assert not re.search(rf"(^|\] ){re.escape(line)}$", cells, re.MULTILINE), (line, cells[-2000:])
         assert not [w for w in RUNTIME_WORDS if w in cells], cells[-2000:]
