@@ -88,11 +88,11 @@ async def case14(cfg: BenchConfig) -> list[Row]:
                 for tid, t0 in zip(res["ids"], res["t0"]):
                     deadline = time.monotonic() + 60
                     while True:
-                        snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()
-                        if snap["finished"] or time.monotonic() > deadline:
+                        snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()  # 404 body: not yet
+                        if snap.get("finished") or time.monotonic() > deadline:
                             break
                         await asyncio.sleep(0.1)
-                    if snap["finished"]:
+                    if snap.get("finished"):
                         finished = datetime.strptime(snap["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
                         published.append((finished.replace(tzinfo=timezone.utc).timestamp() - t0) * 1000)
                     count, after = 0, 0
