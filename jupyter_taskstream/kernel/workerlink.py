@@ -23,6 +23,7 @@ it, so the child never appends to a copy of the task nobody reads.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import contextvars
 import os
@@ -85,6 +86,7 @@ class WorkerLink:
         thread = threading.Thread(target=self._accept, name="taskstream-workers", daemon=True)
         contextvars.Context().run(thread.start)
         add_settler(self.settle)
+        atexit.register(self.close)  # no socket directory left behind in /tmp
 
     def register(self, task: TaskCore) -> None:
         """Lines tagged with ``task``'s id go to it."""
