@@ -251,3 +251,35 @@ def test_a_pool_made_outside_the_task_gives_each_item_to_the_task_that_submitted
     assert [text for _, text in untag(log(first), "stdout")] == ["out 1"]
     assert [text for _, text in untag(log(second), "stdout")] == ["out 3"]
     assert "out 1" not in capfd.readouterr().out
+
+
+def test_two_tasks_sharing_a_pool_at_once_get_only_their_own_items_lines(rt):
+    ctx = multiprocessing.get_context("spawn")
+    results = {}
+    with ctx.Pool(2) as pool:
+        pool.map(workers.pid, range(2))
+
+        def job(tag):
+            with rt.task(tag) as t:
+                pool.starmap(workers.slow_lines, [(tag, 5, 0.01), (tag, 5, 0.01)])
+            results[tag] = t
+
+        threads = [threading.Thread(target=job, args=(tag,)) for tag in ("left", "right")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    for tag in ("left", "right"):
+        assert sorted(text for _, text in untag(log(results[tag]), "stdout")) == sorted([f"{tag} {i}" for i in range(5)] * 2)
+
+
+def test_integrations_disable_restores_the_originals_and_enable_patches_again():
+    from jupyter_taskstream import integrations
+
+    processes.uninstall()
+    original_init, original_system = subprocess.Popen.__init__, os.system
+    integrations.enable()
+    assert subprocess.Popen.__init__ is not original_init
+    integrations.disable()
+    assert subprocess.Popen.__init__ is original_init and os.system is original_system
+    integrations.enable()
