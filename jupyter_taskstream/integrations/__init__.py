@@ -17,6 +17,13 @@ BRIDGES = {
     "tqdm.notebook": "jupyter_taskstream.integrations.tqdm",
     "tqdm.rich": "jupyter_taskstream.integrations.tqdm",
     "rich.progress": "jupyter_taskstream.integrations.rich",
+    # Child processes (see integrations.processes): each name patches what is loaded of them.
+    "subprocess": "jupyter_taskstream.integrations.processes",
+    "multiprocessing.pool": "jupyter_taskstream.integrations.processes",
+    "multiprocessing.process": "jupyter_taskstream.integrations.processes",
+    "concurrent.futures.process": "jupyter_taskstream.integrations.processes",
+    "joblib.externals.loky.process_executor": "jupyter_taskstream.integrations.processes",
+    "loky.process_executor": "jupyter_taskstream.integrations.processes",
 }
 
 _hooked = False

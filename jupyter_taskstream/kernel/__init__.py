@@ -3,6 +3,7 @@
 `runtime.Runtime` (tasks, the view thread, the hub connection), `task.Task` with
 `taskcore.TaskCore` and its parts (`tasklog`, `reporting`, `watchers`, `interrupt`),
 `progress` (the loop wrapper), `capture` and `context` (output and task context),
+`childpipes`, `workerlink` and `workerside` (output of child processes and pool workers),
 `publisher`/`outbox` and `commands` (the two HTTP streams to the hub), `sampler` (the view
 thread), `config`, `host` (what is known about the kernel process), `diagnostics` (the
 runtime's own warnings) and `_compat` (other libraries' private parts, in one place).

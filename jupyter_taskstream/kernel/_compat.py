@@ -13,6 +13,16 @@ that names it and fails loudly when an upgrade changes it:
   a streaming response, so closing the command listener can wake a blocked read (see
   `commands`). Missing: the read wakes at its read timeout instead.
 
+- `process_target` / `set_process_target`: ``multiprocessing.process.BaseProcess._target``
+  is the callable a ``Process(target=...)`` runs, replaced by a wrapper that routes the
+  child's output to the task that started it (see `integrations.processes`). Missing: a
+  ``Process`` started in a task writes where it would without the extension.
+
+- `publish_under`: ipykernel 6's display publisher has one shared ``parent_header`` (no
+  ``set_thread_parent``, which ipykernel 7 added); its ``session``, ``pub_socket`` and
+  ``topic`` let a view send a message under the header of the cell that showed it while
+  another cell runs. Missing: the message goes out under the running cell's header.
+
 Not here on purpose: ``sys._getframe`` and ``sys._current_frames`` are documented functions
 of the `sys` module (CPython-specific, as the runtime is: see `interrupt`), used directly.
 """
@@ -24,7 +34,7 @@ import threading
 from concurrent.futures import thread as _futures_thread
 from typing import Any
 
-__all__ = ["is_executor_worker", "response_socket"]
+__all__ = ["is_executor_worker", "process_target", "publish_under", "response_socket", "set_process_target"]
 
 #: The function a `ThreadPoolExecutor` worker thread runs; None if the stdlib renamed it.
 _EXECUTOR_WORKER = getattr(_futures_thread, "_worker", None)
@@ -47,3 +57,25 @@ def response_socket(response: Any) -> socket.socket | None:
     except Exception:
         return None
     return sock if isinstance(sock, socket.socket) else None
+
+
+def process_target(process: Any) -> Any:
+    """The ``target`` a ``multiprocessing.Process`` was made with, or None (none, or unknown)."""
+    return getattr(process, "_target", None)
+
+
+def set_process_target(process: Any, target: Any) -> None:
+    """Replace the ``target`` a ``multiprocessing.Process`` will run (if it has the attribute)."""
+    if hasattr(process, "_target"):
+        process._target = target
+
+
+def publish_under(display_pub: Any, parent: dict, msg_type: str, content: dict) -> bool:
+    """Send an IOPub message with ``parent`` as its parent header through an ipykernel display
+    publisher; False when the publisher lacks the parts this needs (nothing was sent)."""
+    session = getattr(display_pub, "session", None)
+    pub_socket = getattr(display_pub, "pub_socket", None)
+    if session is None or pub_socket is None or not parent:
+        return False
+    session.send(pub_socket, msg_type, content, parent=parent, ident=getattr(display_pub, "topic", None))
+    return True

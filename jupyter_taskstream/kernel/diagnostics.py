@@ -11,6 +11,10 @@ both would reach the user's root handlers, whose stream is the running cell.
   handler by default (quiet): attach one to read the runtime's warnings. Outside a kernel (a
   plain script) `report_once` also writes each warning once to stderr; inside one, stderr's
   file descriptor is forwarded to the running cell, so it does not.
+- What users must know (the hub unreachable, lines dropped, a refused batch) is also shown
+  once where they look: `report_once` calls the ``show`` its caller passes (the publisher's
+  and the command listener's ``on_problem``), which the runtime points at its running tasks
+  (a ``[jupyter_taskstream] ...`` line on stderr in each one's log, so in its widget too).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import Callable
 
 __all__ = ["logger", "quiet_thread", "report_once"]
 
@@ -52,11 +57,18 @@ def quiet_thread() -> None:
             http_logger.addFilter(_FILTER)
 
 
-def report_once(key: object, message: str) -> None:
-    """Warn once per ``key``: on the ``jupyter_taskstream`` logger and the process's real stderr."""
+def report_once(key: object, message: str, show: Callable[[str], None] | None = None) -> bool:
+    """Warn once per ``key``: on the ``jupyter_taskstream`` logger, the process's real stderr
+    (outside a kernel) and ``show(message)``; True the first time, False after."""
     if key in _reported:
-        return
+        return False
     _reported.add(key)
     logger.warning(message)
     if "ipykernel" not in sys.modules and sys.__stderr__ is not None:
         print(f"[jupyter_taskstream] {message}", file=sys.__stderr__, flush=True)
+    if show is not None:
+        try:
+            show(message)
+        except Exception:
+            pass  # showing a problem must never become one
+    return True

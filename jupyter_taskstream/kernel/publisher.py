@@ -99,6 +99,9 @@ class Publisher:
         self.publisher_id = secrets.token_hex(8)
         self.sent_batches = 0
         self.sent_events = 0
+        #: ``on_problem(message)`` once per problem users must know of (the runtime shows it in
+        #: its tasks); called on whichever thread met it, possibly under a task's lock.
+        self.on_problem: Callable[[str], None] | None = None
         #: Drains of tasks with output not yet split into lines, called before the next batch.
         self._sources: set[Callable[[], None]] = set()
         self._wake: queue.SimpleQueue[None] = queue.SimpleQueue()
@@ -160,6 +163,7 @@ class Publisher:
                 f"the hub at {self.url} is not keeping up: dropping the oldest captured log lines "
                 f"(more than {self.outbox.max_buffered} events buffered). Progress and statuses are kept; "
                 "raise jupyter_taskstream.config.max_buffered_events to buffer more.",
+                self.on_problem,
             )
         self._poke()
 
@@ -274,7 +278,11 @@ class Publisher:
         try:
             response = client.post("events", content=_encode(batch), headers=_JSON)
         except httpx.HTTPError as e:
-            report_once(("unreachable", self.url), f"cannot reach the hub at {self.url} ({e!r}); retrying, output is buffered")
+            report_once(
+                ("unreachable", self.url),
+                f"cannot reach the hub at {self.url} ({e!r}); retrying, output is buffered",
+                self.on_problem,
+            )
             return _RETRY
         status = response.status_code
         if status >= 500 or status in (408, 429):
@@ -290,7 +298,11 @@ class Publisher:
                 message = response.json().get("message", response.text)
             except ValueError:
                 message = response.text
-            report_once(("rejected", status), f"the hub refused a batch of events ({status}: {message}); it was dropped")
+            report_once(
+                ("rejected", status),
+                f"the hub refused a batch of events ({status}: {message}); it was dropped",
+                self.on_problem,
+            )
         self.sent_batches += 1
         self.sent_events += self._batch_events
         return _DONE

@@ -221,6 +221,20 @@ class Runtime:
         timer.daemon = True
         contextvars.Context().run(timer.start)
 
+    def show_problem(self, message: str) -> None:
+        """Show one of the runtime's own problems in every running task (once per problem).
+
+        Called from wherever the problem was met, possibly under a task's lock: the tasks
+        are told from a timer thread.
+        """
+
+        def tell() -> None:
+            for task in self.tasks():
+                if not task.done:
+                    task.notice(message)
+
+        self.schedule(0, tell)
+
     def adopt_cell_task(self, task: Task) -> None:
         """A progress() loop's own task started by a cell: fail it if the cell raises."""
         if threading.current_thread() is not threading.main_thread():
@@ -263,6 +277,8 @@ class Runtime:
             else:
                 self.publisher = self._publisher_arg  # type: ignore[assignment]
             pub = self.publisher
+            if pub is not None:
+                pub.on_problem = self.show_problem
             if pub is not None and self._kernel_id and self._want_commands:
                 self.commands = CommandListener(
                     pub.url, pub.secret, self._kernel_id, self.handle_command, backoff_max=self.config.max_backoff

@@ -11,7 +11,8 @@ Users and the runtime share `snapshot` and `cancel`. The runtime interface: `beg
 `bind_thread` and `finish` (lifecycle); `drive`, `count_to`, `release` and `add_child`
 (progress loops); `open_bar`, `close_bar` and `bars` (child bars, and library bars such as
 tqdm's); `tick` and `needs_visits` (the view pump); `pending_output` (where `capture`
-appends writes); `cancelled_error`.
+appends writes); `add_lines` (children's lines, see `childpipes`); `notice` (the runtime's
+own problems, shown in the task); `cancelled_error`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import TaskCancelled, TaskFinished, TaskRunning
 from ..protocol import TaskState, check_count, check_unit, new_task_id, validate_name, validate_task_id
 from .bars import Bar, BarSet, MainBar
+from .childpipes import settle
 from .context import default_runtime
 from .interrupt import ThreadInterrupter
 from .reporting import Reporter, outcome
@@ -155,6 +157,8 @@ class TaskCore:
         self._interrupter.close()
         runtime = self._resolve_runtime()
         status, message, error = outcome(exc)
+        if not self._closed:
+            settle(self)  # lines its children wrote already belong before the end
         if self._bars is not None and not self._closed:
             self._bars.close_all()  # loops left by an exception: their last counts go out below
         with self._lock:
@@ -185,6 +189,19 @@ class TaskCore:
         self._done.set()
         runtime.task_finished(self)
         return True
+
+    def add_lines(self, stream: str, lines: list[str]) -> bool:
+        """Add whole lines written elsewhere (a child process) to the log; False once it ended."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._log.split()  # what the task's own code wrote before stays before
+            self._log.add(stream, lines)
+        return True
+
+    def notice(self, message: str) -> None:
+        """Show one of the runtime's own problems in the task (a stderr line in its log)."""
+        self.add_lines("stderr", [f"[jupyter_taskstream] {message}"])
 
     def cancelled_error(self) -> TaskCancelled:
         """The `TaskCancelled` this task raises in its code."""

@@ -3,11 +3,20 @@
 The cell magic is the "run this cell in the background" users keep asking for
 (jupyterlab#8963, ipython#844): the cell body runs as a task in the user namespace on a
 thread, its widget appears at once, and the kernel is free for other cells. ``--wait``
-blocks until the task ends (what "Run All" and nbval want), still showing it live.
+blocks until the task ends (what "Run All" and nbval want), still showing it live; the
+kernel's interrupt button then cancels the task *and* fails the cell with KeyboardInterrupt,
+so "Run All" stops there as it would at a plain cell.
+
+Top-level ``await`` works in the cell: the body is compiled as IPython compiles an async
+cell (``PyCF_ALLOW_TOP_LEVEL_AWAIT``) and, when it awaits, runs as a coroutine on an event
+loop of the task's own, in the task's thread (``asyncio.run``). asyncio tasks it creates
+copy its context, so their output and progress belong to the task too. The kernel's own
+loop is not used: the cell may run while other cells keep it busy.
 """
 
 from __future__ import annotations
 
+import ast
 import shlex
 from typing import Any
 
@@ -48,11 +57,13 @@ class TaskStreamMagics(Magics):
         # IPython syntax (%magics, !shell, ...) becomes plain Python, as in a normal cell.
         code = shell.transform_cell(cell)
         filename = shell.compile.cache(cell, shell.execution_count)  # tracebacks show the cell
-        compiled = compile(code, filename, "exec")
+        # A body that awaits compiles to a code object whose evaluation returns a coroutine,
+        # which the task's thread runs to the end (see `Runtime.run`).
+        compiled = compile(code, filename, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         namespace = shell.user_ns
 
-        def body() -> None:
-            exec(compiled, namespace)
+        def body() -> Any:
+            return eval(compiled, namespace)
 
         token = show_widgets.set(widget)
         try:
@@ -66,9 +77,11 @@ class TaskStreamMagics(Magics):
         try:
             task.wait()
         except KeyboardInterrupt:
-            # The kernel's interrupt button means "stop this": cancel the task, not the kernel.
+            # The kernel's interrupt button means "stop this": cancel the task, and fail the
+            # cell as a plain cell would, so Run All stops here.
             task.cancel()
             task.wait(api.config.cancel_grace_period + 5)
+            raise
         if task.status == "failed":
             task.result()  # re-raise in the cell, so Run All and nbval stop here
         return None

@@ -18,6 +18,7 @@ from typing import Any
 import anywidget
 from traitlets import Bool, Float, Int, List, Unicode, validate
 
+from ..kernel._compat import publish_under
 from ..protocol import TERMINAL_STATUSES
 from .html_state import render_html
 from .meter import child_bars, child_meter, format_snapshot_lines, snapshot_meter, snapshot_status
@@ -144,14 +145,18 @@ def display_task(task: Any, *, log_lines: int | None = None, has_hub: bool = Fal
         widget.show(snapshot)
         if snapshot["status"] in TERMINAL_STATUSES and not finished and handle is not None:
             finished = True
-            token = None
-            if parent and hasattr(display_pub, "set_thread_parent"):
+            bundle = final_bundle(snapshot, widget.log_lines)
+            if parent and hasattr(display_pub, "set_thread_parent"):  # ipykernel 7
                 token = display_pub.set_thread_parent(parent)
-            try:
-                handle.update(final_bundle(snapshot, widget.log_lines), raw=True)
-            finally:
-                if token is not None:
+                try:
+                    handle.update(bundle, raw=True)
+                finally:
                     display_pub.reset_thread_parent(token)
+            elif not (parent and publish_under(  # ipykernel 6: one shared parent header
+                display_pub, parent, "update_display_data",
+                {"data": bundle, "metadata": {}, "transient": {"display_id": handle.display_id}},
+            )):  # fmt: skip
+                handle.update(bundle, raw=True)
             # No view shows the model any more: free it in the kernel and the front end.
             widget.close()
 

@@ -84,3 +84,37 @@ def test_the_socket_plain_path_is_none_without_the_extension():
         extensions: dict = {}
 
     assert _compat.response_socket(Response()) is None
+
+
+def test_process_target_is_the_target_a_process_was_made_with():
+    """Relies on ``multiprocessing.process.BaseProcess._target``."""
+    import multiprocessing
+
+    def body() -> None:
+        pass
+
+    process = multiprocessing.get_context("spawn").Process(target=body)
+    assert _compat.process_target(process) is body, "BaseProcess._target no longer holds the target"
+    _compat.set_process_target(process, print)
+    assert process._target is print
+
+
+def test_publish_under_sends_with_the_given_parent_through_session_pub_socket_and_topic():
+    """Relies on ipykernel's ``ZMQDisplayPublisher.session``, ``.pub_socket`` and ``.topic``."""
+    from ipykernel.zmqshell import ZMQDisplayPublisher
+
+    for name in ("session", "pub_socket", "topic"):
+        assert name in ZMQDisplayPublisher.class_traits(), f"ZMQDisplayPublisher.{name} is gone"
+    sent = []
+
+    class Session:
+        def send(self, stream, msg_type, content, parent=None, ident=None):
+            sent.append((stream, msg_type, content, parent, ident))
+
+    class Publisher:
+        session, pub_socket, topic = Session(), "socket", b"display_data"
+
+    parent = {"msg_id": "cell-1"}
+    assert _compat.publish_under(Publisher(), parent, "update_display_data", {"data": {}})
+    assert sent == [("socket", "update_display_data", {"data": {}}, parent, b"display_data")]
+    assert not _compat.publish_under(object(), parent, "update_display_data", {})

@@ -149,3 +149,46 @@ async def test_widget_cancel_button_message_cancels_the_task(jp_serverapp, clien
         await wait_for(lambda: merged_state(k, model_id).get("status") == "cancelled", 10, message="widget shows it")
         # Between the click and the end, the widget said it was cancelling.
         assert "cancelling" in [state.get("display_status") for state in widget_states(k, model_id)]
+
+
+async def test_top_level_await_runs_in_the_task_and_its_asyncio_tasks_belong_to_it(jp_serverapp, client, registry):
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
+        await k.run("%load_ext jupyter_taskstream\nimport jupyter_taskstream as ts, asyncio")
+        cell = k.start(
+            "%%taskstream awaiting --wait --no-widget\n"
+            "async def child(i):\n"
+            "    await asyncio.sleep(0.01 * i)\n"
+            "    print('child', i, ts.current() is me)\n"
+            "me = ts.current()\n"
+            "await asyncio.sleep(0.05)\n"
+            "await asyncio.gather(*(asyncio.create_task(child(i)) for i in range(3)))\n"
+            "print('body done')\n"
+        )
+        await wait_for(lambda: k.idle(cell), 20, message="the awaiting cell")
+        assert not [m for m in k.of(cell) if m["msg_type"] == "error"], k.of(cell)
+        assert k.stdout(cell) == ""  # the output is the task's, not the cell's
+        task_id = (await k.run("print(ts.last().id)")).strip()
+        await wait_for(lambda: hub_status(registry, task_id) == "completed", 10, message="the task in the hub")
+        log = (await client.get(f"{API}/tasks/{task_id}/log")).json()["events"]
+        assert [e["data"]["text"] for e in log] == ["child 0 True", "child 1 True", "child 2 True", "body done"]
+
+
+async def test_interrupt_during_wait_cancels_the_task_and_fails_the_cell(jp_serverapp, client, registry):
+    async with kernel_session(client, jp_serverapp) as (kernel_id, k):
+        await k.run("%load_ext jupyter_taskstream\nimport jupyter_taskstream as ts, time\nts.config.cancel_grace_period = 0.5")
+        cell = k.start("%%taskstream stuck --wait --no-widget\nprint('started', flush=True)\nwhile True:\n    time.sleep(0.01)")
+        await wait_for(lambda: k.idle(cell) or registry_has(registry, "stuck", "running"), 20, message="the task to run")
+        assert (await client.post(f"api/kernels/{kernel_id}/interrupt")).status_code == 204
+        await wait_for(lambda: k.idle(cell), 20, message="the interrupted cell")
+        errors = [m["content"] for m in k.of(cell) if m["msg_type"] == "error"]
+        assert errors and errors[0]["ename"] == "KeyboardInterrupt", k.of(cell)
+        replies = [m for m in k.messages if m["msg_type"] == "execute_result" and m["parent_header"].get("msg_id") == cell]
+        assert not replies
+        task_id = (await k.run("print(ts.last().id)")).strip()
+        await wait_for(lambda: hub_status(registry, task_id) == "cancelled", 15, message="the task cancelled")
+        # The next cell runs normally (the kernel was not broken by the interrupt).
+        assert (await k.run("print('next')")) == "next\n"
+
+
+def registry_has(registry, name, status):
+    return any(t.name == name and t.status == status for t in registry.tasks())
