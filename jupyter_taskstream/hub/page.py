@@ -12,6 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..protocol import DISPLAY_STATUSES, TERMINAL_STATUSES
 from .base import AUTH_RESOURCE, SafeLogMixin
 from .registry import TaskRegistry
 
@@ -57,6 +58,10 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
             "xsrfToken": self.xsrf_token.decode("ascii"),
             # Lets the page measure elapsed time on the server's clock, not a skewed local one.
             "serverTime": registry.clock(),
+            # The script takes the statuses from the protocol module, not from a copy of its own.
+            "terminalStatuses": sorted(TERMINAL_STATUSES),
+            "displayStatuses": list(DISPLAY_STATUSES),
+            "viewsUrl": self.static_url("taskview.js"),
         }
         rows = []
         for task in registry.snapshots():
@@ -78,6 +83,7 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
             rows=rows,
             css_url=self.static_url("dashboard.css"),
             js_url=self.static_url("dashboard.js"),
+            views_url=self.static_url("taskview.js"),
             favicon_url=url_path_join(self.base_url, "static/favicon.ico"),
         )
         self.set_header("Content-Type", "text/html; charset=utf-8")
