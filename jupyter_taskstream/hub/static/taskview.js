@@ -251,10 +251,9 @@ export function createTaskViews(options) {
     const del = el("button", "ts-delete ts-button", head);
     del.type = "button";
     del.textContent = "Delete";
+    // Count and rate are on the row just above; the card adds what the row has no room for.
     const meta = el("div", "ts-meta", root);
-    const count = el("span", "ts-count", meta);
     const pct = el("span", "ts-pct", meta);
-    const rate = el("span", "ts-rate", meta);
     const elapsed = el("span", "ts-elapsed", meta);
     const eta = el("span", "ts-eta", meta);
     const when = el("span", "ts-when", meta);
@@ -263,7 +262,7 @@ export function createTaskViews(options) {
     log.setAttribute("role", "log");
     log.tabIndex = 0;
     const error = el("pre", "ts-error", root);
-    const view = { root, message, link, cancel, del, count, pct, rate, elapsed, eta, when, bars, log, error,
+    const view = { root, message, link, cancel, del, pct, elapsed, eta, when, bars, log, error,
                    shownLogId: 0, follow: true, task: null };
     cancel.addEventListener("click", () => view.task && options.onCancel(view.task, cancel));
     del.addEventListener("click", () => view.task && options.onDelete(view.task, del));
@@ -275,7 +274,6 @@ export function createTaskViews(options) {
 
   function renderCard(v, t) {
     const s = t.snap;
-    const p = s.progress || {};
     const st = shown(s);
     const final = isFinal(s);
     v.task = t;
@@ -288,9 +286,7 @@ export function createTaskViews(options) {
     v.del.hidden = !final;
     v.del.setAttribute("aria-label", "Delete " + s.name);
     const fraction = fractionOf(s);
-    v.count.textContent = countText(s);
-    v.pct.textContent = fraction === null ? "" : Math.floor(fraction * 100) + "%";
-    v.rate.textContent = formatRate(p.rate, p.unit);
+    v.pct.textContent = fraction === null ? "" : Math.floor(fraction * 100) + "% done";
     renderCardTime(v, t);
     renderChildren(v, s);
     renderLog(v, t);
