@@ -36,6 +36,7 @@ CASES = {
     7: ("hub_cases", "case7", "cost per delivered update: polling, ETag, long-poll, SSE"),
     8: ("kernel_cases", "case8", "kernel-to-browser widget messages for a tight loop"),
     9: ("store_cases", "case9", "durable SQLite store vs in-memory store: throughput and latency"),
+    10: ("dashboard_cases", "case10", "dashboard page at 1,000 tasks in Chromium: this page vs the one before"),
 }
 HERE = Path(__file__).resolve().parent
 
