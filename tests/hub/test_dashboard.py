@@ -30,7 +30,7 @@ API = "taskstream/api"
 XSS = "<img src=x onerror=alert(1)>"
 EVENTS_URL = re.compile(r"/taskstream/api/events(\?|$)")
 #: The README's screenshot; rewritten only when TASKSTREAM_UPDATE_DOCS=1, so test runs leave git clean.
-DOCS_SCREENSHOT = pathlib.Path(__file__).resolve().parent.parent / "docs" / "dashboard.png"
+DOCS_SCREENSHOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
 async def create(client, name: str, **spec) -> dict:

@@ -532,6 +532,7 @@ function onFilterChange() {
   view.sort = ui.sort.value;
   writeHash();
   orderDirty = true;
+  markAllStale(); // the cards' links carry the view
   // Show the top of the new list, not wherever the old one was scrolled to.
   ui.scroller.scrollTop = 0;
   flush();
@@ -993,4 +994,6 @@ window.taskstreamDashboard = {
   get total() { return tasks.size; },
   get shown() { return order.length; },
   get mounted() { return mounted.size; },
+  /** The stream's snapshot (or a poll) has arrived, not only the first paint's list. */
+  get synced() { return listSeen; },
 };
