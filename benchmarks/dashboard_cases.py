@@ -134,7 +134,7 @@ async def _first_rows(browser, url: str, total: int, timeout_ms: float = 60_000)
         first = await page.evaluate("window.__ts.firstRows")
         await page.wait_for_function(
             "n => document.querySelectorAll('.ts-status').length > 0 && "
-            "(window.taskstreamDashboard ? window.taskstreamDashboard.total === n"
+            "(window.taskstreamDashboard ? window.taskstreamDashboard.synced && window.taskstreamDashboard.total === n"
             " : document.querySelectorAll('.ts-task').length === n)", arg=total, timeout=timeout_ms)
         nodes = await page.evaluate("document.getElementsByTagName('*').length")
         return first, nodes
@@ -169,7 +169,7 @@ async def _search(browser, url: str, names: list[str]) -> list[float]:
     context, page = await _load(browser, url)
     out = []
     try:
-        await page.wait_for_function("() => window.taskstreamDashboard && window.taskstreamDashboard.total > 0", timeout=60_000)
+        await page.wait_for_function("() => window.taskstreamDashboard && window.taskstreamDashboard.synced", timeout=60_000)
         for name in names:
             ms = await page.evaluate(
                 """name => new Promise((resolve) => {
@@ -199,9 +199,10 @@ async def _scroll(browser, url: str, total: int) -> tuple[float, float]:
     context, page = await _load(browser, url)
     try:
         await page.wait_for_function(
-            "n => window.taskstreamDashboard ? window.taskstreamDashboard.total === n"
+            "n => window.taskstreamDashboard ? window.taskstreamDashboard.synced && window.taskstreamDashboard.total === n"
             " : document.querySelectorAll('.ts-task').length === n", arg=total, timeout=60_000)
-        await page.wait_for_timeout(500)  # let the load's own work finish before counting long tasks
+        # The load's own work (the stream's 1.5 MB snapshot) is the first-rows metric's, not scrolling's.
+        await page.wait_for_timeout(1000)
         return tuple(await page.evaluate(
             """() => new Promise((resolve) => {
                  const s = document.getElementById("ts-scroller") || document.scrollingElement;
