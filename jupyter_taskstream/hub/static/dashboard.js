@@ -387,6 +387,7 @@ function renderWindow() {
     if (want.has(id) || (id === focusedId && orderIndex.has(id))) continue;
     v.root.remove();
     v.task = null;
+    v.placed = null;
     mounted.delete(id);
     pool.push(v);
   }
@@ -402,6 +403,11 @@ function renderWindow() {
       views.renderRow(v, t, { selected: selected.has(t.id), expanded: expanded.has(t.id) });
       v.stale = false;
     }
+    // Written only when changed: even an equal value dirties the row's style.
+    const placed = offsets[i] + "/" + (i + 1) + "/" + order.length + "/" + (t.id === activeId) + "/" +
+      (t.id === highlightId);
+    if (v.placed === placed) return;
+    v.placed = placed;
     v.root.style.transform = "translateY(" + offsets[i] + "px)";
     v.root.setAttribute("aria-posinset", String(i + 1));
     v.root.setAttribute("aria-setsize", String(order.length));
@@ -419,9 +425,10 @@ function renderWindow() {
     if (node !== root) ui.rows.insertBefore(root, node);
     else node = node.nextElementSibling;
   }
-  ui.empty.hidden = !loaded || order.length > 0;
-  ui.empty.textContent = tasks.size ? "No task matches the search and filters." :
+  const empty = !loaded || order.length > 0 ? "" : tasks.size ? "No task matches the search and filters." :
     "No tasks yet. Start one from a notebook with %%taskstream, or POST to taskstream/api/tasks.";
+  if (ui.empty.textContent !== empty) ui.empty.textContent = empty;
+  ui.empty.hidden = !empty;
 }
 
 /** Counts, the title, the kernel filter's options, the select-all box. */
