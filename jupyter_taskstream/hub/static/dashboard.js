@@ -272,18 +272,21 @@ function recency(t) {
   return time !== null ? time : t.firstSeen;
 }
 
-const byName = (a, b) => a.snap.name.localeCompare(b.snap.name) || a.id.localeCompare(b.id);
-const SORTS = {
+// Made once: localeCompare builds a collator on every call.
+const collator = new Intl.Collator(undefined, { numeric: true });
+const byName = (a, b) => collator.compare(a.snap.name, b.snap.name) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const startOf = (t) => timeOf(t, "started") ?? timeOf(t, "created") ?? t.firstSeen;
+const fractionOf = (t) => {
+  const f = (t.snap.progress || {}).fraction;
+  return typeof f === "number" ? f : -1;
+};
+/** Each sort as a key of two numbers, computed once per task (not once per comparison). */
+const SORT_KEYS = {
   // Running (and pending) first, each group newest first.
-  "": (a, b) => FINAL.has(a.snap.status) - FINAL.has(b.snap.status) || recency(b) - recency(a),
-  start: (a, b) => (timeOf(b, "started") ?? timeOf(b, "created") ?? b.firstSeen) -
-                   (timeOf(a, "started") ?? timeOf(a, "created") ?? a.firstSeen),
-  name: byName,
-  progress: (a, b) => {
-    const fa = (a.snap.progress || {}).fraction;
-    const fb = (b.snap.progress || {}).fraction;
-    return (typeof fb === "number" ? fb : -1) - (typeof fa === "number" ? fa : -1) || byName(a, b);
-  },
+  "": (t) => [FINAL.has(t.snap.status) ? 1 : 0, -recency(t)],
+  start: (t) => [-startOf(t), 0],
+  name: () => [0, 0],
+  progress: (t) => [-fractionOf(t), 0],
 };
 
 let order = []; // the shown tasks, in order
@@ -295,8 +298,16 @@ let heightsDirty = false;
 
 function rebuildOrder() {
   const list = [];
-  for (const t of tasks.values()) if (matches(t) || t.id === highlightId) list.push(t);
-  list.sort(SORTS[view.sort] || SORTS[""]);
+  const keyOf = SORT_KEYS[view.sort] || SORT_KEYS[""];
+  for (const t of tasks.values()) {
+    if (matches(t) || t.id === highlightId) {
+      t.key = keyOf(t);
+      list.push(t);
+    }
+  }
+  // Equal times keep the hub's order (newest first; the sort is stable); equal progress goes by name.
+  const tie = view.sort === "name" || view.sort === "progress" ? byName : () => 0;
+  list.sort((a, b) => a.key[0] - b.key[0] || a.key[1] - b.key[1] || tie(a, b));
   order = list;
   orderIndex = new Map(list.map((t, i) => [t.id, i]));
   orderDirty = false;
@@ -514,7 +525,7 @@ function readHash() {
   view.q = params.get("q") || "";
   view.status = params.get("status") || "";
   view.kernel = params.get("kernel") || "";
-  view.sort = SORTS[params.get("sort")] ? params.get("sort") : "";
+  view.sort = Object.hasOwn(SORT_KEYS, params.get("sort")) ? params.get("sort") : "";
   const task = params.get("task");
   highlightId = task || null;
   pendingFocus = task || null;
