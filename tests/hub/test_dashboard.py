@@ -17,10 +17,10 @@ import time
 
 import pytest
 
+from jupyter_taskstream.protocol import STATUSES, TERMINAL_STATUSES
+
 # Imported fixtures, used by name (conftest is shared; these are the browser tests' own).
 from ..browser import artifact, browser, chromium_path, page, page_events  # noqa: F401
-from jupyter_taskstream.protocol import DISPLAY_STATUSES, TERMINAL_STATUSES
-
 from ..conftest import wait_for
 from ..kernel_fixtures import kernel_session
 
@@ -97,7 +97,7 @@ async def test_page_carries_its_config_as_json_and_loads_static_files(client):
     assert config["xsrfToken"] and isinstance(config["serverTime"], float)
     # The script's statuses are the protocol's, not a copy.
     assert set(config["terminalStatuses"]) == set(TERMINAL_STATUSES)
-    assert config["displayStatuses"] == list(DISPLAY_STATUSES)
+    assert config["displayStatuses"] == [*STATUSES, "cancelling"]
     assert config["viewsUrl"].startswith("/a%40b/static/jupyter_taskstream/taskview.js?v=")
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert '<script type="module"' in r.text

@@ -104,9 +104,7 @@ async def test_thousand_tasks_render_only_rows_near_the_viewport(page, page_even
     before = await rows.count()
     registry.publish(off, [validate_event("progress", {"current": 99, "message": "nearly there"})])
     await registry.commit()
-    await page.wait_for_function(
-        "() => !document.querySelector('.ts-task[data-task-id=\"%s\"]')" % off
-    )
+    await page.wait_for_function("id => !document.querySelector(`.ts-task[data-task-id='${id}']`)", arg=off)
     assert await rows.count() == before
     await page.locator("#ts-scroller").evaluate("s => { s.scrollTop = 0; }")
     await expect(row(page, off).locator(".ts-count")).to_have_text("99 / 100 file")
