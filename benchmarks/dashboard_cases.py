@@ -12,8 +12,10 @@ directory. Everything is measured inside the page, on its own clock:
   the POST to the frame that shows it (wall clocks of one machine), p95 of 50;
 - search: typing a task's full name into the search box until the frame with only its row
   (the old page has no search);
-- scrolling: every row from top to bottom a viewport per frame, the longest task the
-  Long Tasks API reports (0: none over 50 ms) and the longest gap between frames.
+- scrolling: every row from top to bottom a viewport per frame, ``cfg.runs`` passes; per
+  pass the longest task the Long Tasks API reports (0: none over 50 ms) and the longest gap
+  between frames. On a loaded machine a task's wall time includes time the renderer waited
+  for a core, so the load average is in the first row's note.
 
 Needs Playwright for Python and a Chromium (``TASKSTREAM_CHROMIUM``, default /usr/bin/chromium).
 """
@@ -194,34 +196,41 @@ async def _search(browser, url: str, names: list[str]) -> list[float]:
     return out
 
 
-async def _scroll(browser, url: str, total: int) -> tuple[float, float]:
-    """Scroll every row past, a viewport a frame: (longest long task ms or 0, longest frame gap ms)."""
+async def _scroll(browser, url: str, total: int, passes: int) -> tuple[list[float], list[float]]:
+    """Scroll every row past, a viewport a frame, ``passes`` times: per pass, the longest long
+    task in ms (0: none over 50 ms) and the longest gap between frames."""
     context, page = await _load(browser, url)
+    long_tasks, gaps = [], []
     try:
         await page.wait_for_function(
             "n => window.taskstreamDashboard ? window.taskstreamDashboard.synced && window.taskstreamDashboard.total === n"
             " : document.querySelectorAll('.ts-task').length === n", arg=total, timeout=60_000)
         # The load's own work (the stream's 1.5 MB snapshot) is the first-rows metric's, not scrolling's.
         await page.wait_for_timeout(1000)
-        return tuple(await page.evaluate(
-            """() => new Promise((resolve) => {
-                 const s = document.getElementById("ts-scroller") || document.scrollingElement;
-                 window.__ts.longTasks = [];
-                 let last = performance.now(), gap = 0;
-                 const step = (now) => {
-                   gap = Math.max(gap, now - last);
-                   last = now;
-                   if (s.scrollTop + s.clientHeight >= s.scrollHeight - 1) {
-                     setTimeout(() => resolve([Math.max(0, ...window.__ts.longTasks), gap]), 100);
-                     return;
-                   }
-                   s.scrollTop += s.clientHeight;
-                   requestAnimationFrame(step);
-                 };
-                 requestAnimationFrame((now) => { last = now; requestAnimationFrame(step); });
-               })"""))
+        for _ in range(passes):
+            long_task, gap = await page.evaluate(
+                """() => new Promise((resolve) => {
+                     const s = document.getElementById("ts-scroller") || document.scrollingElement;
+                     s.scrollTop = 0;
+                     window.__ts.longTasks = [];
+                     let last = performance.now(), gap = 0;
+                     const step = (now) => {
+                       gap = Math.max(gap, now - last);
+                       last = now;
+                       if (s.scrollTop + s.clientHeight >= s.scrollHeight - 1) {
+                         setTimeout(() => resolve([Math.max(0, ...window.__ts.longTasks), gap]), 100);
+                         return;
+                       }
+                       s.scrollTop += s.clientHeight;
+                       requestAnimationFrame(step);
+                     };
+                     requestAnimationFrame((now) => { last = now; requestAnimationFrame(step); });
+                   })""")
+            long_tasks.append(long_task)
+            gaps.append(gap)
     finally:
         await context.close()
+    return long_tasks, gaps
 
 
 async def case10(cfg: BenchConfig) -> list[Row]:
@@ -252,15 +261,16 @@ async def case10(cfg: BenchConfig) -> list[Row]:
                 r["log"] = await _log_latency(browser, server, url, running[0], probes)
                 names = [f"job {(i * 421 + 7) % n:04d}" for i in range(loads)]
                 r["search"] = await _search(browser, url, names) if label == "new" else []
-                long_task, gap = await _scroll(browser, url, n)
-                r["long_task"], r["gap"] = [long_task], [gap]
+                r["long_task"], r["gap"] = await _scroll(browser, url, n, loads)
                 results[label] = r
         await browser.close()
     finally:
         await pw.stop()
     new, old = results["new"], results["old"]
     peer = f"page at {OLD_COMMIT}"
-    scenario = f"{n} tasks ({(n + 2) // 3} running), {LOG_LINES} lines each, {VIEWPORT['width']}x{VIEWPORT['height']}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    scenario = (f"{n} tasks ({(n + 2) // 3} running), {LOG_LINES} lines each, {VIEWPORT['width']}x{VIEWPORT['height']};"
+                f" load average at the end {load} on {os.cpu_count()} cores")
     return [
         Row(10, "first rows painted after navigation start (median of loads)", "ms", new["first"], peer, old["first"],
             "< 500 ms", lambda m, p: m < 500, note=scenario),
@@ -271,7 +281,8 @@ async def case10(cfg: BenchConfig) -> list[Row]:
             note=f"medians: {median(new['log']):.0f} ms now, {median(old['log']):.0f} ms before"),
         Row(10, "search narrowing to one task, typed to painted", "ms", new["search"], None, [],
             "< 100 ms", lambda m, p: m < 100, note="the old page has no search"),
-        Row(10, "longest task while scrolling through all rows (0: none over 50 ms)", "ms", new["long_task"], peer,
+        Row(10, "longest task while scrolling through all rows, per pass (0: none over 50 ms)", "ms",
+            new["long_task"], peer,
             old["long_task"], "< 50 ms", lambda m, p: m < 50),
-        Row(10, "longest gap between frames while scrolling", "ms", new["gap"], peer, old["gap"]),
+        Row(10, "longest gap between frames while scrolling, per pass", "ms", new["gap"], peer, old["gap"]),
     ]
