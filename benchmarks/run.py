@@ -37,6 +37,7 @@ CASES = {
     8: ("kernel_cases", "case8", "kernel-to-browser widget messages for a tight loop"),
     9: ("store_cases", "case9", "durable SQLite store vs in-memory store: throughput and latency"),
     10: ("bars_cases", "case10", "library bars inside tasks: tqdm bridge cost, nested loops, widget rate"),
+    11: ("dashboard_cases", "case11", "dashboard page at 1,000 tasks in Chromium: this page vs the one before"),
     14: ("procs_cases", "case14", "4 process-pool workers print 100,000 lines in a task: until the hub has them, vs files"),
 }
 HERE = Path(__file__).resolve().parent

@@ -12,6 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..protocol import STATUSES, TERMINAL_STATUSES, display_status
 from .base import AUTH_RESOURCE, SafeLogMixin
 from .registry import TaskRegistry
 
@@ -51,12 +52,18 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
     async def get(self) -> None:
         """The dashboard: config as a JSON block, JS and CSS as static files, a <noscript> table."""
         registry: TaskRegistry = self.settings["taskstream_registry"]
+        # What protocol.display_status can return: the statuses, then "cancelling".
+        shown = dict.fromkeys(display_status(s, cancel) for cancel in (False, True) for s in STATUSES)
         config = {
             "baseUrl": self.base_url,
             "apiUrl": url_path_join(self.base_url, "taskstream/api") + "/",
             "xsrfToken": self.xsrf_token.decode("ascii"),
             # Lets the page measure elapsed time on the server's clock, not a skewed local one.
             "serverTime": registry.clock(),
+            # The script takes the statuses from the protocol module, not from a copy of its own.
+            "terminalStatuses": sorted(TERMINAL_STATUSES),
+            "displayStatuses": list(shown),
+            "viewsUrl": self.static_url("taskview.js"),
         }
         rows = []
         for task in registry.snapshots():
@@ -78,6 +85,7 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
             rows=rows,
             css_url=self.static_url("dashboard.css"),
             js_url=self.static_url("dashboard.js"),
+            views_url=self.static_url("taskview.js"),
             favicon_url=url_path_join(self.base_url, "static/favicon.ico"),
         )
         self.set_header("Content-Type", "text/html; charset=utf-8")

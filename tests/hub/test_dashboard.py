@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from jupyter_taskstream.protocol import STATUSES, TERMINAL_STATUSES
+
 # Imported fixtures, used by name (conftest is shared; these are the browser tests' own).
 from ..browser import artifact, browser, chromium_path, page, page_events  # noqa: F401
 from ..conftest import wait_for
@@ -68,7 +70,18 @@ async def open_dashboard(page, dashboard_url: str, fragment: str = "", mode: str
 
 
 def card(page, task_id: str):
-    return page.locator(f'article.ts-task[data-task-id="{task_id}"]')
+    """A task's row; its card (log, traceback, Cancel/Delete) is inside once expanded."""
+    return page.locator(f'.ts-task[data-task-id="{task_id}"]')
+
+
+async def expand(page, task_id: str):
+    """Open a task's card (rows are compact by default) and return the row."""
+    view = card(page, task_id)
+    toggle = view.locator(".ts-toggle")
+    if await toggle.get_attribute("aria-expanded") != "true":
+        await toggle.click()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    return view
 
 
 async def log_lines(page, task_id: str) -> list[str]:
@@ -82,8 +95,13 @@ async def test_page_carries_its_config_as_json_and_loads_static_files(client):
     config = json.loads(block.group(1))
     assert config["baseUrl"] == "/a%40b/" and config["apiUrl"] == "/a%40b/taskstream/api/"
     assert config["xsrfToken"] and isinstance(config["serverTime"], float)
+    # The script's statuses are the protocol's, not a copy.
+    assert set(config["terminalStatuses"]) == set(TERMINAL_STATUSES)
+    assert config["displayStatuses"] == [*STATUSES, "cancelling"]
+    assert config["viewsUrl"].startswith("/a%40b/static/jupyter_taskstream/taskview.js?v=")
     assert "script-src 'self'" in r.headers["content-security-policy"]
-    for asset, kind in (("dashboard.js", "javascript"), ("dashboard.css", "text/css")):
+    assert '<script type="module"' in r.text
+    for asset, kind in (("dashboard.js", "javascript"), ("taskview.js", "javascript"), ("dashboard.css", "text/css")):
         src = re.search(rf'"(/a%40b/static/jupyter_taskstream/{asset}\?v=\w+)"', r.text).group(1)
         served = await client.get(src.removeprefix("/a%40b/"))
         assert served.status_code == 200 and kind in served.headers["content-type"]
@@ -97,6 +115,7 @@ async def test_dashboard_follows_a_task_live_to_completed(page, page_events, cli
     task = card(page, first["id"])
     await expect(task.locator(".ts-name")).to_have_text("train model")
     await expect(task.locator(".ts-status")).to_have_text("pending")
+    await expand(page, first["id"])
 
     await publish(
         client, first["id"], progress(3, message="epoch 1"), line("loss 0.9"), line("loss 0.7", "stderr")
@@ -114,17 +133,18 @@ async def test_dashboard_follows_a_task_live_to_completed(page, page_events, cli
     await expect(task.locator(".ts-bar")).to_have_attribute("style", re.compile(r"width: 100%"))
     await expect(task.locator(".ts-line")).to_have_text(["loss 0.9", "loss 0.7", "saved"])
     await expect(task.locator(".ts-cancel")).to_be_hidden()
+    await expect(task.locator(".ts-delete")).to_be_visible()
     # Finished tasks go below running ones.
-    await expect(page.locator("#ts-finished").locator(".ts-task")).to_have_count(1)
-    await expect(page.locator("#ts-active .ts-task")).to_have_count(1)
+    await expect(page.locator(".ts-task").first).to_have_attribute("data-task-id", other["id"])
     running_box = await card(page, other["id"]).bounding_box()
     finished_box = await task.bounding_box()
     assert running_box["y"] < finished_box["y"]
 
-    # All of it came over one stream, with no polling.
+    # All of it came over one stream, with no polling: one list for the first paint, no log fetches.
     streams = [u for u in page_events.requests if EVENTS_URL.search(u)]
     assert len(streams) == 1, streams
-    assert not [u for u in page_events.requests if "/taskstream/api/tasks" in u]
+    lists = [u for u in page_events.requests if "/taskstream/api/tasks" in u]
+    assert [u.rsplit("/a%40b/", 1)[1] for u in lists] == ["taskstream/api/tasks"]
     assert page_events.errors == [] and page_events.console_errors == []
 
 
@@ -132,7 +152,8 @@ async def test_reload_mid_task_loses_no_log_lines(page, page_events, client, das
     task = await create(client, "long job")
     tid = task["id"]
     await publish(client, tid, *[line(f"line {i}") for i in range(10)])
-    await open_dashboard(page, dashboard_url)
+    # The #task= link opens its card, and a reload keeps it open.
+    await open_dashboard(page, dashboard_url, fragment=f"#task={tid}")
     await publish(client, tid, *[line(f"line {i}") for i in range(10, 15)])
     await expect(card(page, tid).locator(".ts-line")).to_have_count(15)
 
@@ -153,6 +174,7 @@ async def test_falls_back_to_polling_when_the_stream_dies(page, page_events, cli
     tid = task["id"]
     await publish(client, tid, progress(1), line("a.csv"))
     await open_dashboard(page, dashboard_url)
+    await expand(page, tid)
     await expect(card(page, tid).locator(".ts-line")).to_have_text(["a.csv"])
 
     # The stream becomes unavailable (a proxy that drops it, say): the server ends the open
@@ -186,6 +208,7 @@ async def test_page_polls_when_the_stream_never_opens(page, page_events, client,
     await open_dashboard(page, dashboard_url, mode="polling")
     view = card(page, task["id"])
     await expect(view.locator(".ts-status")).to_have_text("pending")
+    await expand(page, task["id"])
     await publish(client, task["id"], progress(1), line("half"))
     await expect(view.locator(".ts-bar")).to_have_attribute("style", re.compile(r"width: 50%"))
     await expect(view.locator(".ts-line")).to_have_text(["half"])
@@ -207,11 +230,15 @@ async def test_task_strings_are_shown_as_text_and_never_run(page, page_events, c
     for tid in (before, after):
         view = card(page, tid)
         await expect(view.locator(".ts-status")).to_have_text("failed")
+        await expand(page, tid)
         await expect(view.locator(".ts-name")).to_have_text(XSS)
         await expect(view.locator(".ts-message")).to_have_text(XSS)
         await expect(view.locator(".ts-count")).to_have_text(f"1 / 2 {XSS}")
         await expect(view.locator(".ts-line")).to_have_text([XSS, XSS])
         await expect(view.locator(".ts-error")).to_contain_text(f"  {XSS}\n{XSS}")
+    # The search box takes the same string as text, and finds the tasks by it.
+    await page.locator("#ts-search").fill(XSS)
+    await expect(page.locator(".ts-task")).to_have_count(2)
     assert await page.locator("img").count() == 0
     assert await page.evaluate("document.images.length") == 0
     assert page_events.dialogs == []
@@ -225,6 +252,7 @@ async def test_cancel_button_requests_cancel_and_shows_cancelling(page, page_eve
     await open_dashboard(page, dashboard_url)
     view = card(page, tid)
     await expect(view.locator(".ts-status")).to_have_text("running")
+    await expand(page, tid)
     await view.locator(".ts-cancel").click()
     await expect(view.locator(".ts-status")).to_have_text("cancelling")
     await expect(view.locator(".ts-cancel")).to_be_disabled()
@@ -250,7 +278,10 @@ async def test_task_link_fragment_scrolls_to_and_highlights_the_task(page, clien
     await expect(view).to_be_in_viewport()
     assert await page.locator(".ts-task.ts-focused").count() == 1
 
+    await expect(view.locator(".ts-card")).to_be_visible()  # opened, too
+
     # The id links on each card change the highlight without reloading.
+    await expand(page, tasks[5]["id"])
     await card(page, tasks[5]["id"]).locator(".ts-id").click()
     await expect(card(page, tasks[5]["id"])).to_have_class(re.compile(r"\bts-focused\b"))
     await expect(view).not_to_have_class(re.compile(r"\bts-focused\b"))
@@ -269,6 +300,10 @@ async def test_page_without_javascript_lists_tasks(browser, client, dashboard_ur
         assert await page.locator("img").count() == 0
     finally:
         await context.close()
+
+
+#: Finished runs of a sweep, so the screenshot shows the compact rows a long list is made of.
+FILLER = [f"sweep lr={lr:g} seed={seed}" for lr in (1e-3, 3e-4) for seed in range(4)]
 
 
 async def populate(client, registry) -> None:
@@ -301,6 +336,12 @@ async def populate(client, registry) -> None:
         line("checked 17 files"),
         status("failed", message="column 'price' has nulls", error=error),
     )
+    for i, name in enumerate(FILLER):
+        minutes_ago(30 - i * 1.5)
+        run = await create(client, name, total=40, unit="epoch")
+        await publish(client, run["id"], progress(1))
+        minutes_ago(30 - i * 1.5 - (8 + i % 3))
+        await publish(client, run["id"], progress(40, rate=0.05 + i * 0.004), status("completed"))
     minutes_ago(12.3)
     train = await create(client, "train resnet50", total=200, unit="batch")
     await publish(
@@ -321,9 +362,16 @@ async def populate(client, registry) -> None:
 async def test_light_and_dark_screenshots(page, page_events, client, dashboard_url, registry):
     await populate(client, registry)
     await page.emulate_media(reduced_motion="reduce")  # still bars, so screenshots are stable
+    await page.set_viewport_size({"width": 1200, "height": 760})
     await open_dashboard(page, dashboard_url)
-    await expect(page.locator(".ts-task")).to_have_count(5)
-    await expect(page.locator('.ts-task[data-status="running"] .ts-line')).to_have_count(8)
+    await expect(page.locator(".ts-task")).to_have_count(5 + len(FILLER))
+    train = page.locator(".ts-task", has_text="train resnet50")
+    await train.locator(".ts-toggle").click()
+    await expect(train.locator(".ts-line")).to_have_count(6)
+    failed = page.locator(".ts-task", has_text="validate schema")
+    await failed.locator(".ts-toggle").click()
+    await expect(failed.locator(".ts-error")).to_be_visible()
+    await page.locator("#ts-search").focus()  # no focus ring on a row in the picture
     light_bg = await page.evaluate("getComputedStyle(document.body).backgroundColor")
     await page.screenshot(path=artifact("dashboard-light.png"))
     await page.screenshot(path=artifact("dashboard-light-full.png"), full_page=True)
@@ -357,7 +405,7 @@ async def test_dashboard_follows_a_task_started_in_a_notebook_kernel(page, clien
         )
         await wait_for(lambda: k.idle(cell), 20, message="run() to return")
         task_id = k.stdout(cell).strip()
-        task = card(page, task_id)
+        task = await expand(page, task_id)
         # Seen while it runs: the live status, a partial bar, lines arriving.
         await expect(task.locator(".ts-status")).to_have_text("running")
         await expect(task.locator(".ts-name")).to_have_text("from a notebook")
