@@ -40,6 +40,10 @@ export class TaskApi {
     return body.tasks as ISnapshot[];
   }
 
+  async get(id: string): Promise<ISnapshot> {
+    return this._json('GET', this.url('tasks', id));
+  }
+
   async cancel(id: string): Promise<void> {
     await this._json('POST', this.url('tasks', id, 'cancel'), '{}');
   }

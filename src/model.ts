@@ -73,6 +73,12 @@ export interface IStreamEvent {
 
 /** The status to show: the hub's ``display_status`` ('cancelling' for a live task asked to
  * stop), kept current between snapshots by the events folded in since. */
+/** Snapshot fields the live events keep current. */
+const EVENT_FIELDS = new Set([
+  'name', 'status', 'display_status', 'progress', 'message', 'error', 'cancel_requested',
+  'started', 'finished', 'last_event_id', 'bars', 'log'
+]);
+
 export function shownStatus(s: ISnapshot): string {
   if (FINAL.has(s.status)) {
     return s.status;
@@ -138,6 +144,29 @@ export class TaskStore {
   get logAppended(): ISignal<this, { id: string; lines: ILogLine[] }> {
     return this._logAppended;
   }
+  /** A live event named a task this tab had no snapshot of (its kernel, times are unknown). */
+  get unknownTask(): ISignal<this, string> {
+    return this._unknownTask;
+  }
+
+  /** Merge a snapshot fetched for one task (after `unknownTask`) into what events built. */
+  mergeSnapshot(snap: ISnapshot): void {
+    const t = this.tasks.get(snap.id);
+    if (!t) {
+      return; // deleted meanwhile
+    }
+    if (snap.last_event_id >= t.snap.last_event_id) {
+      this._applySnapshot(t, { ...snap, log: undefined });
+    } else {
+      // Events ran ahead of it: take only what events never carry (kernel, creation time...).
+      for (const [key, value] of Object.entries(snap)) {
+        if (!EVENT_FIELDS.has(key)) {
+          t.snap[key] = value;
+        }
+      }
+    }
+    this._schedule(t.id);
+  }
 
   /** Tasks in panel order: active ones first (newest first), then finished (latest first). */
   ordered(): ITask[] {
@@ -196,7 +225,11 @@ export class TaskStore {
       }
       return;
     }
+    const known = this.tasks.has(id);
     const t = this._ensure(id);
+    if (!known && type !== 'end') {
+      this._unknownTask.emit(id);
+    }
     const s = t.snap;
     const wasFinal = FINAL.has(s.status);
     if (type === 'status') {
@@ -349,4 +382,5 @@ export class TaskStore {
   private _changed = new Signal<this, Set<string>>(this);
   private _ended = new Signal<this, ITask>(this);
   private _logAppended = new Signal<this, { id: string; lines: ILogLine[] }>(this);
+  private _unknownTask = new Signal<this, string>(this);
 }

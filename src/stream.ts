@@ -28,6 +28,7 @@ type Message =
   | { kind: 'hello'; from: string }
   | { kind: 'state'; to?: string; tasks: ISnapshot[]; lastEventId: number; connection: Connection }
   | { kind: 'event'; ev: IStreamEvent }
+  | { kind: 'task'; snap: ISnapshot }
   | { kind: 'connection'; connection: Connection };
 
 export type Role = 'starting' | 'leader' | 'follower' | 'alone';
@@ -36,6 +37,21 @@ export type Connection = 'connecting' | 'stream' | 'polling';
 export class SharedTaskStream {
   constructor(readonly store: TaskStore, readonly api: TaskApi) {
     this._name = `jupyter-taskstream:${new URL(api.settings.baseUrl, location.href).href}`;
+    store.unknownTask.connect((_, id) => this._fetchTask(id));
+  }
+
+  /** A task first seen on the live stream: the leader fetches its snapshot once for all tabs. */
+  private _fetchTask(id: string): void {
+    if (!this._leads()) {
+      return;
+    }
+    this.api
+      .get(id)
+      .then(snap => {
+        this.store.mergeSnapshot(snap);
+        this._post({ kind: 'task', snap });
+      })
+      .catch(() => undefined); // deleted meanwhile, or the hub is away: events still flow
   }
 
   get role(): Role {
@@ -118,6 +134,8 @@ export class SharedTaskStream {
       this._setConnection(msg.connection);
     } else if (msg.kind === 'event') {
       this.store.applyEvent(msg.ev);
+    } else if (msg.kind === 'task') {
+      this.store.mergeSnapshot(msg.snap);
     } else if (msg.kind === 'connection') {
       this._setConnection(msg.connection);
     }
