@@ -44,7 +44,8 @@ export function formatMeter(t: ITask, final: boolean): string {
   const s = t.snap;
   const p = s.progress || ({} as IProgress);
   const parts: string[] = [];
-  const idle = s.status === 'pending' && !p.current && typeof p.total !== 'number';
+  // Nothing counted and no total: a count would only say "0 it".
+  const idle = !p.current && typeof p.total !== 'number';
   if (!idle) {
     parts.push(formatCount(p));
   }
