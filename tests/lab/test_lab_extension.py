@@ -273,8 +273,9 @@ async def test_dark_theme_screenshot(browser, lab_url, hub, lab_dirs, tmp_path):
         page = await context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await open_lab(page, lab_url())
+        await open_lab(page, lab_url("lab/tree/plain.ipynb"))
         await expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=LAB_TIMEOUT_MS)
+        await expect(page.locator(f"{NOTEBOOK} .jp-Cell").first).to_be_visible(timeout=LAB_TIMEOUT_MS)
         panel = await open_panel(page)
         await row(page, failed).locator(".jp-TaskStream-line1").click()
         await expect(row(page, failed).locator(".jp-TaskStream-traceback")).to_be_visible()
