@@ -230,7 +230,11 @@ async def test_reload_restores_the_panel(page, page_events, lab_url, hub, client
 
     async def workspace_has_panel() -> bool:
         r = await client.get("lab/api/workspaces")
-        return "jupyter-taskstream-panel" in r.text
+        values = r.json()["workspaces"]["values"]
+        return any(
+            (w["data"].get("layout-restorer:data") or {}).get("left", {}).get("current") == "jupyter-taskstream-panel"
+            for w in values
+        )
 
     await wait_for(workspace_has_panel, message="JupyterLab to save the layout with the panel")
     task = await hub.create("after reload")
