@@ -29,6 +29,7 @@ NOTEBOOKS = {
         SETUP + "\nts.config.cancel_grace_period = 1.5",
         "%%taskstream endless\nfor i in ts.progress(range(100000), unit='step'):\n"
         "    if i % 20 == 0:\n        print(f'step {i}')\n    time.sleep(0.05)",
+        "%%taskstream second\nfor i in ts.progress(range(100000)):\n    time.sleep(0.05)",
         "x = 1",
         "y = 2",
     ],

@@ -179,7 +179,7 @@ async def test_cancel_from_the_panel_and_go_to_cell(page, page_events, lab_url, 
 
     # Go to cell: the cell that started the task becomes the active one.
     await r.locator(".jp-TaskStream-line1").click()
-    await notebook.locator(".jp-Cell").nth(3).locator(".jp-InputPrompt").click()
+    await notebook.locator(".jp-Cell").nth(4).locator(".jp-InputPrompt").click()
     await r.locator(".jp-TaskStream-goToCell").click()
     await expect(notebook.locator(".jp-Cell").nth(1)).to_have_class(re.compile(r"\bjp-mod-active\b"))
 
@@ -187,6 +187,16 @@ async def test_cancel_from_the_panel_and_go_to_cell(page, page_events, lab_url, 
     await expect(r).to_have_attribute("data-status", "cancelled", timeout=15_000)
     await wait_for(lambda: _is(hub.status(task), "cancelled"), message="the hub to say cancelled")
     await expect(widget).to_have_count(0)  # the cell's widget gave way to its final state
+
+    # The palette's "Cancel All Running Tasks of the Current Kernel" stops the other one.
+    second = notebook.locator(".jp-Cell").nth(2).locator(".taskstream-widget")
+    second_id = await second.get_attribute("data-task-id")
+    await expect(row(page, second_id)).to_have_attribute("data-status", "running")
+    await page.keyboard.press("Control+Shift+c")
+    await page.keyboard.type("Cancel All Running Tasks of the Current Kernel")
+    await page.keyboard.press("Enter")
+    await expect(row(page, second_id)).to_have_attribute("data-status", "cancelled", timeout=15_000)
+    await expect(page.locator(".Toastify__toast", has_text="Asked 1 task to stop")).to_be_visible()
     await panel.screenshot(path=artifact("lab-panel-cancelled.png"))
     assert page_events.errors == []
 
@@ -312,7 +322,10 @@ async def test_four_tabs_share_one_stream_and_lab_still_saves(browser, lab_url, 
             await expect(page.locator(".jp-TaskStream-statusItem")).to_contain_text("1 running")
         # One stream for the four tabs: the first tab leads, the others follow over the channel.
         assert len(streams) == 1, streams
-        panel = await open_panel(pages[2])
+        # The status item opens the panel.
+        await pages[2].locator(".jp-TaskStream-statusItem").click()
+        panel = pages[2].locator(PANEL)
+        await expect(panel).to_be_visible()
         await expect(row(pages[2], task).locator(".jp-TaskStream-meter")).to_contain_text("2/4")
         assert await panel.get_attribute("data-role") == "follower"
 
