@@ -188,11 +188,18 @@ export class TaskStore {
   /** A whole list (the stream's snapshot or a tab's relayed copy): replaces the state. */
   applyList(list: ISnapshot[], lastEventId: number): void {
     const seen = new Set<string>();
+    const ended: ITask[] = [];
     for (const snap of list) {
       if (!snap || typeof snap.id !== 'string') {
         continue;
       }
       seen.add(snap.id);
+      const t = this.tasks.get(snap.id);
+      // A task seen running that a later list (a poll, a resumed stream) shows finished ended
+      // meanwhile; one first seen finished did so before this tab looked: no news.
+      if (t && this.loaded && !FINAL.has(t.snap.status) && FINAL.has(snap.status)) {
+        ended.push(t);
+      }
       this._applySnapshot(this._ensure(snap.id), snap);
     }
     for (const id of Array.from(this.tasks.keys())) {
@@ -205,6 +212,9 @@ export class TaskStore {
       this.lastEventId = lastEventId;
     }
     this.loaded = true;
+    for (const t of ended) {
+      this._ended.emit(t);
+    }
     this._schedule(null);
   }
 

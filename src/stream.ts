@@ -203,7 +203,7 @@ export class SharedTaskStream {
           this._startPolling();
           this._retryTimer = window.setTimeout(() => this._connect(), RETRY_STREAM_MS);
         } else {
-          const delay = 1000 * 2 ** this._failedOpens * (1 + Math.random());
+          const delay = 500 * 2 ** this._failedOpens * (1 + Math.random());
           this._retryTimer = window.setTimeout(() => this._connect(), delay);
         }
       } else {

@@ -359,3 +359,20 @@ async def test_four_tabs_share_one_stream_and_lab_still_saves(browser, lab_url, 
         assert errors == []
     finally:
         await context.close()
+
+
+async def test_polls_while_the_stream_is_refused(page, page_events, lab_url, hub):
+    # A proxy that refuses the stream: after a few failed opens the panel polls the REST API.
+    async def refuse(route):
+        await route.fulfill(status=503, body="no streams here")
+
+    await page.route(re.compile(r"/taskstream/api/events(\?|$)"), refuse)
+    task = await hub.create("seen by polling", total=8)
+    await hub.publish(task, ("status", {"status": "running"}), ("progress", {"current": 2}))
+    await open_lab(page, lab_url())
+    panel = await open_panel(page)
+    await expect(panel.locator(".jp-TaskStream-conn")).to_have_attribute("data-connection", "polling", timeout=20_000)
+    await expect(row(page, task).locator(".jp-TaskStream-meter")).to_contain_text("2/8")
+    await hub.publish(task, ("progress", {"current": 5}))
+    await expect(row(page, task).locator(".jp-TaskStream-meter")).to_contain_text("5/8")
+    assert page_events.errors == []
