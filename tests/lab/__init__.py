@@ -1,0 +1,1 @@
+"""Browser tests of the JupyterLab extension (src/): the Tasks panel, status item, toasts."""
