@@ -31,6 +31,7 @@ from .progress import iterate
 from .publisher import Publisher
 from .sampler import ViewPump
 from .config import RuntimeConfig
+from ..integrations import activate as activate_integrations
 
 __all__ = [
     "Runtime",
@@ -207,6 +208,7 @@ class Runtime:
         """Register a task that just started and announce it to the hub."""
         capture.install()
         install_thread_propagation()
+        activate_integrations()
         self._connect()
         task._state.kernel_id = self._kernel_id
         task._pub = pub = self.publisher

@@ -11,6 +11,7 @@ second. That is what keeps per-item cost low and the views coalesced.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import math
@@ -129,6 +130,7 @@ class Task:
         self._watchers: list[_Watcher] = []
         self._children: list[Task] = []
         self._driver: Any = None  # the progress loop counting for this task, if any
+        self._cancel_callbacks: list[Callable[[Task], Any]] = []
         self._thread_id: int | None = None
         self._entry_frame: FrameType | None = None
         self._asyncio_task: Any = None
@@ -250,6 +252,20 @@ class Task:
             self._split_output()  # lines printed before stay before
             self._add_lines("stdout", text.rstrip("\n").split("\n"))
 
+    def on_cancel(self, callback: Callable[[Task], Any]) -> None:
+        """Call ``callback(task)`` once when the task is asked to stop (at once if it was already).
+
+        For work the task started elsewhere (an integration cancels its Dask futures here).
+        It runs in the thread that calls `cancel` and must not block; errors are ignored.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        with self._lock:
+            if not self._cancel_requested:
+                self._cancel_callbacks.append(callback)
+                return
+        _call_quietly(callback, self)
+
     # ---- what the caller of a task uses ------------------------------------------------
 
     def cancel(self) -> bool:
@@ -267,9 +283,12 @@ class Task:
             self._cancel_requested = True
             self._state.cancel_requested = True
             children = list(self._children)
+            callbacks, self._cancel_callbacks = self._cancel_callbacks, []
             self._split_output()  # lines printed before the request reach the hub before it
         for child in children:
             child.cancel()
+        for callback in callbacks:
+            _call_quietly(callback, self)
         if first and self._pub is not None and not self._state.terminal:
             # Let every viewer of the hub see the request, wherever it came from.
             self._pub.event(self.id, "status", {"status": self._state.status, "cancel_requested": True})
@@ -383,6 +402,9 @@ class Task:
         self._close_interrupts()
         runtime = self._resolve_runtime()
         status, message, error = _outcome(exc)
+        if status == "failed" and self._cancel_requested and isinstance(exc, concurrent.futures.CancelledError):
+            # Work the cancel stopped elsewhere (Dask futures, executor items) ends the task as cancelled.
+            status, message, error = "cancelled", "cancelled", None
         with self._lock:
             if self._closed:
                 return False
@@ -607,6 +629,13 @@ class Task:
         if not self._state.terminal:
             return True
         return any(not w.final for w in self._watchers)
+
+
+def _call_quietly(callback: Callable[[Task], Any], task: Task) -> None:
+    try:
+        callback(task)
+    except Exception:  # a broken hook must not keep the cancel from reaching the task's code
+        pass
 
 
 def _outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:
