@@ -109,9 +109,12 @@ class TaskTracker:
         self.groups = KeyGroups()
         self._lock = threading.Lock()
         self._pending: dict[int, Any] = {}
+        #: Held while one future's end is counted and logged, so `_settle` waits for it.
+        self._counting = threading.RLock()
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
         task.on_cancel(self._cancelled)
+        task.on_ending(self._settle)
 
     @property
     def task(self) -> Task | None:
@@ -138,10 +141,15 @@ class TaskTracker:
             future.add_done_callback(self._future_done)
 
     def _future_done(self, future: Any) -> None:
+        with self._counting:
+            self._count_done(future)
+
+    def _count_done(self, future: Any) -> None:
         from dask.utils import key_split
 
         with self._lock:
-            self._pending.pop(id(future), None)
+            if self._pending.pop(id(future), None) is None:
+                return  # settled already, or handed to Client.cancel
         status = future.status
         if status == "cancelled":
             return
@@ -150,6 +158,18 @@ class TaskTracker:
         if erred:
             self.log(f"dask: key {future.key!r} failed: {_exception_text(future)}")
         self._report()
+
+    def _settle(self, task: Task) -> None:
+        """The task ends: count the futures that are done but whose callback has not run yet.
+
+        The code that waited on them may be faster than Dask's callback thread; this keeps
+        the final count and the failure lines on the task.
+        """
+        with self._counting:
+            with self._lock:
+                done = [f for f in self._pending.values() if f.done()]
+            for future in done:
+                self._count_done(future)
 
     def _cancelled(self, task: Task) -> None:
         """The task was cancelled: cancel its pending futures, without blocking the caller."""

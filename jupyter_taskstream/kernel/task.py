@@ -131,6 +131,7 @@ class Task:
         self._children: list[Task] = []
         self._driver: Any = None  # the progress loop counting for this task, if any
         self._cancel_callbacks: list[Callable[[Task], Any]] = []
+        self._ending_callbacks: list[Callable[[Task], Any]] = []
         self._thread_id: int | None = None
         self._entry_frame: FrameType | None = None
         self._asyncio_task: Any = None
@@ -266,6 +267,17 @@ class Task:
                 return
         _call_quietly(callback, self)
 
+    def on_ending(self, callback: Callable[[Task], Any]) -> None:
+        """Call ``callback(task)`` once as the task ends, before its final state is fixed.
+
+        It runs in the task's thread and may still `log` and `set` (an integration settles
+        work that finished elsewhere here); errors are ignored.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        with self._lock:
+            self._ending_callbacks.append(callback)
+
     # ---- what the caller of a task uses ------------------------------------------------
 
     def cancel(self) -> bool:
@@ -400,6 +412,10 @@ class Task:
     def _finish(self, exc: BaseException | None = None, result: Any = None) -> bool:
         """Enter the terminal status for ``exc``; False if the task had already ended."""
         self._close_interrupts()
+        with self._lock:
+            ending, self._ending_callbacks = self._ending_callbacks, []
+        for callback in ending:
+            _call_quietly(callback, self)
         runtime = self._resolve_runtime()
         status, message, error = _outcome(exc)
         if status == "failed" and self._cancel_requested and isinstance(exc, concurrent.futures.CancelledError):
