@@ -36,6 +36,8 @@ CASES = {
     7: ("hub_cases", "case7", "cost per delivered update: polling, ETag, long-poll, SSE"),
     8: ("kernel_cases", "case8", "kernel-to-browser widget messages for a tight loop"),
     9: ("store_cases", "case9", "durable SQLite store vs in-memory store: throughput and latency"),
+    10: ("dask_cases", "case10", "Dask: 10,000 tiny keys on a LocalCluster, integration on vs off vs progress()"),
+    11: ("dask_cases", "case11", "Dask: worker prints at 1,000 lines/s to the task's log"),
 }
 HERE = Path(__file__).resolve().parent
 
