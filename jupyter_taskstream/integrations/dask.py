@@ -27,6 +27,7 @@ local schedulers (threads, processes, sync)
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 import weakref
@@ -48,18 +49,16 @@ NO_OUTPUT = (
 class KeyGroups:
     """Finished, failed and total keys per key prefix, like the groups of Dask's ``progress()``.
 
-    The one structure both schedulers feed; `rows` is what a view (the message today,
-    child bars later) draws from.
+    The one structure both schedulers feed: counts of single futures (`add`, `finish`) plus
+    whole-graph counts that the scheduler reports per computation (`set_source`). `rows` is
+    what a view (the message today, child bars later) draws from.
     """
 
-    __slots__ = ("_groups", "done", "erred", "total", "_lock")
-
     def __init__(self) -> None:
-        #: prefix -> [done, erred, total]
+        #: prefix -> [done, erred, total], of keys counted one by one
         self._groups: dict[str, list[int]] = {}
-        self.done = 0
-        self.erred = 0
-        self.total = 0
+        #: computation -> {prefix: (done, total)}, as the scheduler last reported it
+        self._sources: dict[Any, dict[str, tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
     def add(self, prefix: str, n: int = 1) -> None:
@@ -69,25 +68,46 @@ class KeyGroups:
             if group is None:
                 group = self._groups[prefix] = [0, 0, 0]
             group[2] += n
-            self.total += n
 
     def finish(self, prefix: str, erred: bool = False) -> None:
         """One key of ``prefix`` finished (or failed)."""
         with self._lock:
             group = self._groups.get(prefix)
-            if group is None:
-                return
-            if erred:
-                group[1] += 1
-                self.erred += 1
-            else:
-                group[0] += 1
-                self.done += 1
+            if group is not None:
+                group[1 if erred else 0] += 1
+
+    def set_source(self, source: Any, counts: dict[str, tuple[int, int]]) -> None:
+        """The latest ``{prefix: (done, total)}`` of one whole computation (replaces its last)."""
+        with self._lock:
+            self._sources[source] = dict(counts)
+
+    def complete_source(self, source: Any) -> None:
+        """A computation finished: all its keys are done, whatever the last report said."""
+        with self._lock:
+            counts = self._sources.get(source)
+            if counts is not None:
+                self._sources[source] = {p: (t, t) for p, (_, t) in counts.items()}
 
     def rows(self) -> list[tuple[str, int, int, int]]:
         """``(prefix, done, erred, total)`` per prefix, in the order prefixes first appeared."""
         with self._lock:
-            return [(prefix, d, e, t) for prefix, (d, e, t) in self._groups.items()]
+            merged = {prefix: list(group) for prefix, group in self._groups.items()}
+            for counts in self._sources.values():
+                for prefix, (done, total) in counts.items():
+                    group = merged.setdefault(prefix, [0, 0, 0])
+                    group[0] += done
+                    group[2] += total
+        return [(prefix, d, e, t) for prefix, (d, e, t) in merged.items()]
+
+    @property
+    def done(self) -> int:
+        """Keys finished, over all prefixes."""
+        return sum(r[1] for r in self.rows())
+
+    @property
+    def total(self) -> int:
+        """Keys expected, over all prefixes."""
+        return sum(r[3] for r in self.rows())
 
     def describe(self) -> str:
         """One line for the task's message: ``inc 3/10 · add 1/5 (1 failed)``."""
@@ -113,6 +133,7 @@ class TaskTracker:
         self._counting = threading.RLock()
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
+        self._feeds: list[_GraphFeed] = []
         task.on_cancel(self._cancelled)
         task.on_ending(self._settle)
 
@@ -126,17 +147,18 @@ class TaskTracker:
 
     # ---- distributed futures -----------------------------------------------------------
 
-    def add_futures(self, futures: Iterable[Any]) -> None:
-        """Count ``futures`` in and watch them finish."""
+    def add_futures(self, futures: Iterable[Any], count: bool = True) -> None:
+        """Watch ``futures`` finish (for failures and cancel); count them in unless ``count`` is False."""
         from dask.utils import key_split
 
         futures = list(futures)
         with self._lock:
             for future in futures:
-                self._pending[id(future)] = future
-        for future in futures:
-            self.groups.add(key_split(future.key))
-        self._report()
+                self._pending[id(future)] = (future, count)
+        if count:
+            for future in futures:
+                self.groups.add(key_split(future.key))
+            self._report()
         for future in futures:
             future.add_done_callback(self._future_done)
 
@@ -148,13 +170,15 @@ class TaskTracker:
         from dask.utils import key_split
 
         with self._lock:
-            if self._pending.pop(id(future), None) is None:
-                return  # settled already, or handed to Client.cancel
+            entry = self._pending.pop(id(future), None)
+        if entry is None:
+            return  # settled already, or handed to Client.cancel
         status = future.status
         if status == "cancelled":
             return
         erred = status == "error"
-        self.groups.finish(key_split(future.key), erred)
+        if entry[1]:
+            self.groups.finish(key_split(future.key), erred)
         if erred:
             self.log(f"dask: key {future.key!r} failed: {_exception_text(future)}")
         self._report()
@@ -167,14 +191,18 @@ class TaskTracker:
         """
         with self._counting:
             with self._lock:
-                done = [f for f in self._pending.values() if f.done()]
+                done = [f for f, _ in self._pending.values() if f.done()]
             for future in done:
                 self._count_done(future)
+        for feed in list(self._feeds):
+            feed.settle()
 
     def _cancelled(self, task: Task) -> None:
         """The task was cancelled: cancel its pending futures, without blocking the caller."""
         with self._lock:
-            futures, self._pending = list(self._pending.values()), {}
+            futures, self._pending = [f for f, _ in self._pending.values()], {}
+        for feed in list(self._feeds):
+            feed.stop()
         by_client: dict[int, tuple[Any, list]] = {}
         for future in futures:
             by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
@@ -183,6 +211,16 @@ class TaskTracker:
                 target=_cancel_futures, args=(client, group, task.name), name="taskstream-dask-cancel", daemon=True
             )
             thread.start()
+
+    def follow_graph(self, client: Any, futures: list) -> None:
+        """Count every key of the graph behind ``futures`` by prefix, as the scheduler reports them."""
+        feed = _GraphFeed(self, client, futures)
+        self._feeds.append(feed)
+        feed.start()
+
+    def feed_ended(self, feed: _GraphFeed) -> None:
+        if feed in self._feeds:
+            self._feeds.remove(feed)
 
     # ---- local schedulers ----------------------------------------------------------------
 
@@ -217,8 +255,9 @@ class TaskTracker:
         if task is None or task.done:
             return
         groups = self.groups
+        rows = groups.rows()
         try:
-            task.set(current=groups.done, total=groups.total, message=groups.describe())
+            task.set(current=sum(r[1] for r in rows), total=sum(r[3] for r in rows), message=groups.describe())
         except TaskCancelled:
             pass  # the task's own code gets the cancel; a Dask callback thread must not
         for callback in self._on_change:
@@ -226,6 +265,76 @@ class TaskTracker:
                 callback(groups)
             except Exception:
                 pass
+
+
+class _GraphFeed:
+    """Every key of one computation by prefix, as the scheduler counts them for Dask's ``progress()``.
+
+    Runs Dask's own `MultiProgressBar` machinery (the scheduler's ``MultiProgress`` plugin
+    over a ``feed`` comm, ``complete=True``), so nothing of this package runs on the
+    scheduler. Until the first report, the computation's output futures stand in for it.
+    """
+
+    def __init__(self, tracker: TaskTracker, client: Any, futures: list):
+        from dask.utils import key_split
+
+        self.tracker = tracker
+        self.client = client
+        self.futures = futures
+        self.bar: Any = None
+        self.reported = False
+        seed: dict[str, tuple[int, int]] = {}
+        for future in futures:
+            prefix = key_split(future.key)
+            seed[prefix] = (0, seed.get(prefix, (0, 0))[1] + 1)
+        tracker.groups.set_source(self, seed)
+
+    def start(self) -> None:
+        from distributed.diagnostics.progressbar import MultiProgressBar
+
+        feed = self
+
+        class Feed(MultiProgressBar):
+            def _draw_bar(self, remaining: dict, all: dict, status: str = "", **kwargs: Any) -> None:
+                feed.report(remaining, all)
+
+            def _draw_stop(self, **kwargs: Any) -> None:
+                # Keys finished before the scheduler's plugin started watching can stay
+                # "remaining" in its last report: a finished computation is complete.
+                if kwargs.get("status") == "finished":
+                    feed.complete()
+
+            async def listen(self) -> None:
+                try:
+                    await super().listen()
+                except Exception:
+                    pass  # the comm closed under it: the task ended, or the client closed
+                finally:
+                    feed.tracker.feed_ended(feed)
+
+        self.bar = Feed(self.futures, scheduler=self.client.scheduler.address, complete=True, interval="100ms")
+        self.client.loop.add_callback(self.bar.listen)
+        self.tracker._report()
+
+    def report(self, remaining: dict, all: dict) -> None:
+        self.reported = True
+        self.tracker.groups.set_source(self, {p: (n - remaining.get(p, 0), n) for p, n in all.items()})
+        self.tracker._report()
+
+    def complete(self) -> None:
+        self.tracker.groups.complete_source(self)
+        self.tracker._report()
+
+    def settle(self) -> None:
+        """The task ends: a computation whose outputs all exist is complete; stop listening."""
+        if self.futures and all(f.status == "finished" for f in self.futures):
+            self.complete()
+        self.stop()
+
+    def stop(self) -> None:
+        comm = getattr(self.bar, "comm", None)
+        if comm is not None and not comm.closed():
+            self.client.loop.add_callback(comm.close)
 
 
 _trackers: weakref.WeakValueDictionary[str, TaskTracker] = weakref.WeakValueDictionary()
@@ -279,6 +388,10 @@ _clients: weakref.WeakKeyDictionary[Any, _ClientState] = weakref.WeakKeyDictiona
 _clients_lock = threading.Lock()
 
 
+#: True while a task's code is in Client.compute/persist/get: count the whole graph, not the outputs.
+_whole_graph: contextvars.ContextVar[bool] = contextvars.ContextVar("taskstream_dask_whole_graph", default=False)
+
+
 def install_distributed() -> None:
     """Hook the adapter into ``distributed.Client`` (idempotent; imports distributed)."""
     with _install_lock:
@@ -288,6 +401,27 @@ def install_distributed() -> None:
     from distributed import Client
 
     patch_graph_to_futures(Client)
+    for name in ("compute", "persist", "get"):
+        setattr(Client, name, _counting_whole_graph(getattr(Client, name)))
+
+
+def _counting_whole_graph(method: Callable) -> Callable:
+    """Wrap a public Client method that sends a collection's graph: its keys count, not just its outputs."""
+    if getattr(method, "__taskstream__", False):
+        return method
+
+    @functools.wraps(method)
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if current_task.get() is None:
+            return method(self, *args, **kwargs)
+        token = _whole_graph.set(True)
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _whole_graph.reset(token)
+
+    call.__taskstream__ = True  # type: ignore[attr-defined]
+    return call
 
 
 def patch_graph_to_futures(client_class: type) -> None:
@@ -311,7 +445,11 @@ def patch_graph_to_futures(client_class: type) -> None:
         prepare_client(self, tracker)
         with dask.annotate(taskstream=task.id):
             futures = original(self, *args, **kwargs)
-        tracker.add_futures(futures.values())
+        if _whole_graph.get():
+            tracker.add_futures(futures.values(), count=False)
+            tracker.follow_graph(self, list(futures.values()))
+        else:
+            tracker.add_futures(futures.values())
         return futures
 
     _graph_to_futures.__taskstream__ = True  # type: ignore[attr-defined]

@@ -75,15 +75,21 @@ def test_groups_per_key_prefix_like_dask_progress(rt, client):
     assert snap["message"] == "inc 5/5 · add 3/3 · sum 1/1"
 
 
-def test_compute_and_persist_of_collections_count_their_keys(rt, client):
+def test_compute_and_persist_count_every_key_of_the_graph_like_dask_progress(rt, client):
     db = pytest.importorskip("dask.bag")
+    dask = pytest.importorskip("dask")
     with rt.task("bag") as t:
         bag = db.from_sequence(range(40), npartitions=4).map(h.inc)
-        persisted = bag.persist()  # one future per partition
+        persisted = bag.persist()
         assert client.compute(persisted.sum()).result() == sum(range(1, 41))
+        assert dask.compute(bag.map(h.inc).sum())[0] == sum(range(2, 42))  # the default client's get
+    rows = tracker_of(t).groups.rows()
     snap = t.snapshot()
-    assert snap["progress"]["current"] == snap["progress"]["total"] == 5
-    assert [r[0] for r in tracker_of(t).groups.rows()][0].endswith("inc")
+    assert all(done == total for _, done, erred, total in rows) and not any(r[2] for r in rows)
+    # Intermediate keys count too, grouped by prefix as Dask's progress() groups them.
+    assert snap["progress"]["current"] == snap["progress"]["total"] == sum(r[3] for r in rows) > 10
+    assert any(prefix.endswith("inc") and total >= 4 for prefix, _, _, total in rows)
+    assert any(prefix == "sum-aggregate" for prefix, *_ in rows)
 
 
 def test_a_failed_future_is_logged_and_fails_the_task_as_the_code_does(rt, client):

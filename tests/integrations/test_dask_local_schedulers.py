@@ -104,6 +104,12 @@ def test_distributed_private_parts_the_adapter_relies_on():
     from distributed.worker_state_machine import TaskState
 
     assert "annotations" in TaskState.__annotations__
+    # Whole-graph counts come from Dask's own progress machinery (the scheduler's MultiProgress).
+    from distributed.diagnostics.progressbar import MultiProgressBar
+
+    bar_source = inspect.getsource(MultiProgressBar)
+    assert "self._draw_bar(**response)" in bar_source and "self._draw_stop(**response)" in bar_source
+    assert "async def listen" in bar_source and '"remaining": valmap(len, p.keys)' in bar_source
     # Dask's default handler of the "print" topic, which stays for code outside tasks.
     assert distributed.Client._default_event_handlers["print"] is distributed.client._handle_print
 
