@@ -31,7 +31,7 @@ from .progress import iterate
 from .publisher import Publisher
 from .sampler import ViewPump
 from .config import RuntimeConfig
-from ..integrations import activate as activate_integrations
+from ..integrations.activation import activate as activate_integrations
 
 __all__ = [
     "Runtime",
