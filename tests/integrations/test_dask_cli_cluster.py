@@ -15,7 +15,6 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from jupyter_taskstream.integrations.dask import tracker_of  # noqa: E402
 
 from ..kernel_fixtures import lines, rt, wait_until  # noqa: E402,F401
 from . import dask_helpers as h  # noqa: E402

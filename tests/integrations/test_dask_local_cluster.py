@@ -63,7 +63,10 @@ def test_map_counts_keys_and_every_worker_line_reaches_the_task(rt, client, clus
 
 
 def test_groups_per_key_prefix_like_dask_progress(rt, client):
+    seen = []
     with rt.task("groups") as t:
+        # What child bars will draw from: the per-prefix rows, after every change.
+        tracker_of(t).watch(lambda groups: seen.append(groups.rows()))
         incs = client.map(h.inc, range(5))
         adds = [client.submit(h.add, i, 10) for i in range(3)]
         total = client.submit(sum, incs)
@@ -73,6 +76,7 @@ def test_groups_per_key_prefix_like_dask_progress(rt, client):
     snap = t.snapshot()
     assert (snap["progress"]["current"], snap["progress"]["total"]) == (9, 9)
     assert snap["message"] == "inc 5/5 · add 3/3 · sum 1/1"
+    assert seen[0] == [("inc", 0, 0, 5)] and seen[-1] == rows
 
 
 def test_compute_and_persist_count_every_key_of_the_graph_like_dask_progress(rt, client):
