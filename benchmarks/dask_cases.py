@@ -57,6 +57,9 @@ def _case10(cfg: BenchConfig) -> list[Row]:
 
     n = cfg.pick(10_000, 2_000, 200)
     times: dict[str, list[float]] = {"with": [], "without": [], "progress": []}
+    #: CPU seconds of this (the client's) process: what the integration adds, apart from the
+    #: cluster's processes and from other load on the machine.
+    cpu: dict[str, list[float]] = {"with": [], "without": [], "progress": []}
     counted: list[float] = []
 
     with _cluster_and_runtime() as (client, rt):
@@ -76,15 +79,18 @@ def _case10(cfg: BenchConfig) -> list[Row]:
             client.gather(futures)
 
         variants = {"without": without, "with": with_integration, "progress": with_progress}
+        names = list(variants)
         for run in range(cfg.warmup + cfg.runs):
-            for name, fn in variants.items():
+            # A different order each run, so drifting machine load favours no variant.
+            for name in names[run % 3 :] + names[: run % 3]:
                 # Distinct keys per run and variant: nothing is served from an earlier run.
-                salt = run * 3 + list(variants).index(name) + 1
-                t0 = time.perf_counter()
-                fn(salt)
-                elapsed = time.perf_counter() - t0
+                salt = run * 3 + names.index(name) + 1
+                c0, t0 = time.process_time(), time.perf_counter()
+                variants[name](salt)
+                elapsed, used = time.perf_counter() - t0, time.process_time() - c0
                 if run >= cfg.warmup:
                     times[name].append(elapsed)
+                    cpu[name].append(used)
     note = f"{n:,} keys of abs() on LocalCluster(n_workers=2, threads_per_worker=1, processes=True)"
     return [
         Row(10, f"wall time, {n:,} tiny keys, in a task (integration on)", "s", times["with"],
@@ -92,6 +98,10 @@ def _case10(cfg: BenchConfig) -> list[Row]:
             check=lambda m, p: p is not None and m <= 1.05 * p, note=note),
         Row(10, f"wall time, {n:,} tiny keys, Dask's progress() text bar", "s", times["progress"],
             peer="plain Dask, no task", peer_values=times["without"], note="for comparison"),
+        Row(10, "client process CPU, in a task (integration on)", "s", cpu["with"],
+            peer="plain Dask, no task", peer_values=cpu["without"], note="the client's share: what the integration adds"),
+        Row(10, "client process CPU, Dask's progress() text bar", "s", cpu["progress"],
+            peer="plain Dask, no task", peer_values=cpu["without"], note="for comparison"),
         Row(10, "keys counted on the task's bar", "keys", counted, target=f"= {n:,}",
             check=lambda m, p: m == n),
     ]
