@@ -403,6 +403,33 @@ def install_distributed() -> None:
     patch_graph_to_futures(Client)
     for name in ("compute", "persist", "get"):
         setattr(Client, name, _counting_whole_graph(getattr(Client, name)))
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    quiet_text_progress_bar(TextProgressBar)
+
+
+def quiet_text_progress_bar(bar_class: type) -> None:
+    """Inside a task, ``distributed.progress()``'s text bar writes nothing: the task has those counts.
+
+    Relies on the bar writing only in ``_draw_bar``/``_draw_stop``, which run on the client's
+    loop in a copy of the caller's context (so the task is current there).
+    """
+    draw, stop = bar_class._draw_bar, bar_class._draw_stop
+    if getattr(draw, "__taskstream__", False):
+        return
+
+    @functools.wraps(draw)
+    def _draw_bar(self: Any, *args: Any, **kwargs: Any) -> None:
+        if current_task.get() is None:
+            draw(self, *args, **kwargs)
+
+    @functools.wraps(stop)
+    def _draw_stop(self: Any, *args: Any, **kwargs: Any) -> None:
+        if current_task.get() is None:
+            stop(self, *args, **kwargs)
+
+    _draw_bar.__taskstream__ = True  # type: ignore[attr-defined]
+    bar_class._draw_bar, bar_class._draw_stop = _draw_bar, _draw_stop
 
 
 def _counting_whole_graph(method: Callable) -> Callable:

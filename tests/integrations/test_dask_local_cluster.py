@@ -96,6 +96,15 @@ def test_compute_and_persist_count_every_key_of_the_graph_like_dask_progress(rt,
     assert any(prefix == "sum-aggregate" for prefix, *_ in rows)
 
 
+def test_dask_progress_text_bar_inside_a_task_leaves_the_log_clean(rt, client):
+    with rt.task("with progress()") as t:
+        futures = client.map(h.inc, range(8), pure=False)
+        distributed.progress(futures, notebook=False)
+        print("after progress")
+    assert lines(t) == ["after progress"]
+    assert t.snapshot()["progress"]["current"] == 8
+
+
 def test_a_failed_future_is_logged_and_fails_the_task_as_the_code_does(rt, client):
     with pytest.raises(ValueError, match="three"):
         with rt.task("fails") as t:

@@ -110,6 +110,12 @@ def test_distributed_private_parts_the_adapter_relies_on():
     bar_source = inspect.getsource(MultiProgressBar)
     assert "self._draw_bar(**response)" in bar_source and "self._draw_stop(**response)" in bar_source
     assert "async def listen" in bar_source and '"remaining": valmap(len, p.keys)' in bar_source
+    # distributed.progress()'s text bar writes only from _draw_bar/_draw_stop.
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    for name in ("_draw_bar", "_draw_stop"):
+        original = getattr(TextProgressBar, name)
+        assert "sys.stdout.write" in inspect.getsource(getattr(original, "__wrapped__", original))
     # Dask's default handler of the "print" topic, which stays for code outside tasks.
     assert distributed.Client._default_event_handlers["print"] is distributed.client._handle_print
 
