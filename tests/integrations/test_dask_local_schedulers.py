@@ -13,7 +13,7 @@ db = pytest.importorskip("dask.bag")
 from dask.diagnostics import ProgressBar  # noqa: E402
 
 from jupyter_taskstream.errors import TaskCancelled  # noqa: E402
-from jupyter_taskstream.integrations import dask as dask_integration  # noqa: E402
+from jupyter_taskstream.integrations import dask_progress  # noqa: E402
 from jupyter_taskstream.integrations.dask import tracker_of  # noqa: E402
 
 from ..kernel_fixtures import lines, rt, wait_until  # noqa: E402,F401
@@ -79,9 +79,9 @@ def test_cancel_stops_a_local_computation_at_its_next_key(rt):
 def test_outside_tasks_nothing_is_counted(rt):
     with rt.task("first"):
         pass  # turns the integration on
-    before = dict(dask_integration._trackers)
+    before = dict(dask_progress._trackers)
     assert _bag().compute(scheduler="threads") == 5050
-    assert dict(dask_integration._trackers) == before
+    assert dict(dask_progress._trackers) == before
 
 
 # ---- what the adapters rely on (fail loudly when a Dask upgrade changes it) ----------------
