@@ -20,8 +20,13 @@ from pathlib import Path
 
 import jupyter_taskstream
 
-#: Folders that hold jupyter_taskstream on this machine (the worktree and the editable install).
-PACKAGE_ROOTS = sorted({str(Path(jupyter_taskstream.__file__).resolve().parents[1]), "/work/main"})
+#: Folders on sys.path that hold jupyter_taskstream here (the worktree, an editable install's path).
+PACKAGE_ROOTS = sorted(
+    {str(Path(jupyter_taskstream.__file__).resolve().parents[1])}
+    | {p for p in sys.path if p and (Path(p) / "jupyter_taskstream" / "__init__.py").exists()}
+)
+#: A regular (non-editable) install sits beside dask in site-packages: no path trick hides it.
+CAN_HIDE_PACKAGE = not any(Path(p).name in ("site-packages", "dist-packages") for p in PACKAGE_ROOTS)
 
 _BARE_WORKER = (
     "import sys\n"
