@@ -11,6 +11,7 @@ the per-prefix structure child bars can draw from (`TaskTracker.watch`).
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any, Callable, Iterable
 
@@ -18,6 +19,10 @@ from ..errors import TaskCancelled
 from ..kernel.task import Task
 
 __all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
+
+#: Seconds between two updates of the task from the counts: 10,000 futures finishing must not
+#: mean 10,000 messages built; the views sample at most 10 times a second anyway.
+REPORT_INTERVAL = 0.05
 
 
 class KeyGroups:
@@ -108,6 +113,8 @@ class TaskTracker:
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
         self._feeds: list[_GraphFeed] = []
+        self._reported_at = float("-inf")
+        self._report_due = False
         task.on_cancel(self._cancelled)
         task.on_ending(self._settle)
 
@@ -170,6 +177,7 @@ class TaskTracker:
                 self._count_done(future)
         for feed in list(self._feeds):
             feed.settle()
+        self._report(force=True)
 
     def _cancelled(self, task: Task) -> None:
         """The task was cancelled: cancel its pending futures, without blocking the caller."""
@@ -190,7 +198,7 @@ class TaskTracker:
         """Count every key of the graph behind ``futures`` by prefix, as the scheduler reports them."""
         feed = _GraphFeed(self, client, futures)
         self._feeds.append(feed)
-        feed.start()
+        feed.start(futures)
 
     def feed_ended(self, feed: _GraphFeed) -> None:
         if feed in self._feeds:
@@ -224,7 +232,19 @@ class TaskTracker:
             self._told.add(what)
         self.log(text)
 
-    def _report(self) -> None:
+    def _report(self, force: bool = False) -> None:
+        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (a timer makes sure)."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._reported_at < REPORT_INTERVAL:
+                if not self._report_due:
+                    self._report_due = True
+                    timer = threading.Timer(REPORT_INTERVAL, self._report, kwargs={"force": True})
+                    timer.daemon = True
+                    timer.start()
+                return
+            self._reported_at = now
+            self._report_due = False
         task = self.task
         if task is None or task.done:
             return
@@ -247,6 +267,8 @@ class _GraphFeed:
     Runs Dask's own `MultiProgressBar` machinery (the scheduler's ``MultiProgress`` plugin
     over a ``feed`` comm, ``complete=True``), so nothing of this package runs on the
     scheduler. Until the first report, the computation's output futures stand in for it.
+    Holds the outputs weakly: a computation's results stay on the cluster only as long as
+    the user's code keeps them.
     """
 
     def __init__(self, tracker: TaskTracker, client: Any, futures: list):
@@ -254,16 +276,17 @@ class _GraphFeed:
 
         self.tracker = tracker
         self.client = client
-        self.futures = futures
+        self._outputs = [weakref.ref(f) for f in futures]
+        self._keys = [f.key for f in futures]
         self.bar: Any = None
-        self.reported = False
+        self.completed = False
         seed: dict[str, tuple[int, int]] = {}
-        for future in futures:
-            prefix = key_split(future.key)
+        for key in self._keys:
+            prefix = key_split(key)
             seed[prefix] = (0, seed.get(prefix, (0, 0))[1] + 1)
         tracker.groups.set_source(self, seed)
 
-    def start(self) -> None:
+    def start(self, futures: list) -> None:
         from distributed.diagnostics.progressbar import MultiProgressBar
 
         feed = self
@@ -282,28 +305,32 @@ class _GraphFeed:
                 try:
                     await super().listen()
                 except Exception:
-                    pass  # the comm closed under it: the task ended, or the client closed
+                    pass  # the comm closed under it (task ended, client closed): settled at the end
                 finally:
-                    feed.tracker.feed_ended(feed)
+                    if feed.completed:
+                        feed.tracker.feed_ended(feed)
 
-        self.bar = Feed(self.futures, scheduler=self.client.scheduler.address, complete=True, interval="100ms")
+        self.bar = Feed(futures, scheduler=self.client.scheduler.address, complete=True, interval="100ms")
         self.client.loop.add_callback(self.bar.listen)
         self.tracker._report()
 
     def report(self, remaining: dict, all: dict) -> None:
-        self.reported = True
-        self.tracker.groups.set_source(self, {p: (n - remaining.get(p, 0), n) for p, n in all.items()})
-        self.tracker._report()
+        if not self.completed:
+            self.tracker.groups.set_source(self, {p: (n - remaining.get(p, 0), n) for p, n in all.items()})
+            self.tracker._report()
 
     def complete(self) -> None:
+        self.completed = True
         self.tracker.groups.complete_source(self)
         self.tracker._report()
 
     def settle(self) -> None:
-        """The task ends: a computation whose outputs all exist is complete; stop listening."""
-        if self.futures and all(f.status == "finished" for f in self.futures):
+        """The task ends: a computation whose outputs all finished (or were let go) is complete."""
+        outputs = [ref() for ref in self._outputs]
+        if not self.completed and all(f is None or f.status == "finished" for f in outputs):
             self.complete()
         self.stop()
+        self.tracker.feed_ended(self)
 
     def stop(self) -> None:
         comm = getattr(self.bar, "comm", None)
