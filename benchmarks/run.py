@@ -39,6 +39,8 @@ CASES = {
     10: ("bars_cases", "case10", "library bars inside tasks: tqdm bridge cost, nested loops, widget rate"),
     11: ("dashboard_cases", "case11", "dashboard page at 1,000 tasks in Chromium: this page vs the one before"),
     14: ("procs_cases", "case14", "4 process-pool workers print 100,000 lines in a task: until the hub has them, vs files"),
+    12: ("dask_cases", "case12", "Dask: 10,000 tiny keys on a LocalCluster, integration on vs off vs progress()"),
+    13: ("dask_cases", "case13", "Dask: worker prints at 1,000 lines/s to the task's log"),
 }
 HERE = Path(__file__).resolve().parent
 

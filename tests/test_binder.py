@@ -54,17 +54,17 @@ def test_binder_environment_builds_and_runs_the_tutorials(tmp_path):
     server, kernel_env, token = start_hub(str(repo / "notebooks"), env=env, python=python)
     try:
         notebooks = sorted(str(p.relative_to(repo)) for p in (repo / "notebooks").glob("*.ipynb"))
-        assert len(notebooks) == 4
+        assert len(notebooks) == 5
         run = subprocess.run([python, "-c", RUN_NOTEBOOKS, *notebooks], cwd=repo, env={**env, **kernel_env},
                              capture_output=True, text=True, timeout=600)  # fmt: skip
         assert run.returncode == 0, run.stderr[-4000:]
-        assert run.stdout.count("ran ") == 4
+        assert run.stdout.count("ran ") == 5
         url = kernel_env["JUPYTER_TASKSTREAM_URL"] + "/tasks"
         request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
         with urllib.request.urlopen(request, timeout=10) as response:
             tasks = json.load(response)["tasks"]
         # The tutorials' tasks reached this environment's hub.
-        assert {"slow squares", "convert", "remote sum"} <= {t["name"] for t in tasks}
+        assert {"slow squares", "convert", "remote sum", "remote squares"} <= {t["name"] for t in tasks}
         assert all(t["status"] in ("completed", "cancelled", "failed") for t in tasks)
     finally:
         server.terminate()

@@ -24,6 +24,9 @@ BRIDGES = {
     "concurrent.futures.process": "jupyter_taskstream.integrations.processes",
     "joblib.externals.loky.process_executor": "jupyter_taskstream.integrations.processes",
     "loky.process_executor": "jupyter_taskstream.integrations.processes",
+    # Dask: its local schedulers' callbacks (dask) and the distributed client's futures.
+    "dask": "jupyter_taskstream.integrations.dask",
+    "distributed": "jupyter_taskstream.integrations.dask",
 }
 
 _hooked = False
@@ -58,8 +61,8 @@ def disable() -> None:
     _enabled = False
     for bridge in set(BRIDGES.values()):
         module = sys.modules.get(bridge)
-        if module is not None:
-            module.uninstall()
+        if module is not None and hasattr(module, "uninstall"):
+            module.uninstall()  # (Dask's hooks have none: they do nothing outside tasks)
 
 
 def _install_for(module_name: str):

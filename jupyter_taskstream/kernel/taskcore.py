@@ -17,10 +17,11 @@ own problems, shown in the task); `cancelled_error`.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import TaskCancelled, TaskFinished, TaskRunning
 from ..protocol import TaskState, check_count, check_unit, new_task_id, validate_name, validate_task_id
@@ -76,6 +77,9 @@ class TaskCore:
         #: True once a loop or bar has driven the main bar (a later one may bring a new total).
         self._driven = False
         self._bars: BarSet | None = None
+        #: Hooks of work the task started elsewhere (integrations): on a cancel, and as it ends.
+        self._cancel_callbacks: list[Callable[[Any], Any]] = []
+        self._ending_callbacks: list[Callable[[Any], Any]] = []
         self._token: Any = None
         self._result: Any = None
         self._exception: BaseException | None = None
@@ -118,6 +122,9 @@ class TaskCore:
             self._state.cancel_requested = True
             children = list(self._children)
             self._log.split()  # lines printed before the request reach the hub before it
+            callbacks, self._cancel_callbacks = self._cancel_callbacks, []
+        for callback in callbacks:
+            _call_quietly(callback, self)
         for child in children:
             child.cancel()
         if first and not self._state.terminal:
@@ -156,7 +163,14 @@ class TaskCore:
         """Enter the terminal status for ``exc`` (None: completed); False if it had ended already."""
         self._interrupter.close()
         runtime = self._resolve_runtime()
+        with self._lock:
+            ending, self._ending_callbacks = self._ending_callbacks, []
+        for callback in ending:
+            _call_quietly(callback, self)
         status, message, error = outcome(exc)
+        if status == "failed" and self._cancel_requested and isinstance(exc, concurrent.futures.CancelledError):
+            # Work the cancel stopped elsewhere (Dask futures, executor items) ends the task as cancelled.
+            status, message, error = "cancelled", "cancelled", None
         if not self._closed:
             settle(self)  # lines its children wrote already belong before the end
         if self._bars is not None and not self._closed:
@@ -282,6 +296,31 @@ class TaskCore:
             return
         self.bars.close(bar)
 
+    def on_cancel(self, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(task)`` once when the task is asked to stop (at once if it was already).
+
+        For work the task started elsewhere (the Dask integration cancels its futures here).
+        It runs in the thread that calls `cancel` and must not block; errors are ignored.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        with self._lock:
+            if not self._cancel_requested:
+                self._cancel_callbacks.append(callback)
+                return
+        _call_quietly(callback, self)
+
+    def on_ending(self, callback: Callable[[Any], Any]) -> None:
+        """Call ``callback(task)`` once as the task ends, before its final state is fixed.
+
+        It runs in the task's thread and may still `log` and `set` (an integration settles
+        work that finished elsewhere here); errors are ignored.
+        """
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        with self._lock:
+            self._ending_callbacks.append(callback)
+
     def add_child(self, child: Task) -> None:
         """``child`` (a nested loop's own task) ends with this one and is cancelled with it."""
         with self._lock:
@@ -378,3 +417,10 @@ class TaskCore:
         s = self._state
         bars = None if self._bars is None else self._bars.key()
         return (s.status, self._cancel_requested, s.current, s.total, s.message, s.rate, self._log.count, self._log.partial_raw, bars)
+
+
+def _call_quietly(callback: Callable[[Any], Any], task: Any) -> None:
+    try:
+        callback(task)
+    except Exception:  # a broken hook must not keep the cancel from reaching the task's code
+        pass

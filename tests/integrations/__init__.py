@@ -1,0 +1,1 @@
+"""Tests of the optional integrations (jupyter_taskstream.integrations)."""

@@ -1,0 +1,368 @@
+"""What a task sent to Dask, counted: key groups per prefix, pending futures, graph feeds.
+
+`TaskTracker` (one per task, `tracker_of`) is fed by the adapters of `.dask`: futures one
+by one (done callbacks, failures logged), whole computations through `_GraphFeed` (Dask's
+own ``MultiProgress`` on the scheduler), and local-scheduler keys. It writes the counts to
+the task's bar and message, settles what finished as the task ends (`Task.on_ending`) and
+cancels the pending futures when the task is cancelled (`Task.on_cancel`). `KeyGroups` is
+the per-prefix structure child bars can draw from (`TaskTracker.watch`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from typing import Any, Callable, Iterable
+
+from ..errors import TaskCancelled
+from ..kernel.task import Task
+
+__all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
+
+#: Seconds between two updates of the task from the counts: 10,000 futures finishing must not
+#: mean 10,000 messages built; the views sample at most 10 times a second anyway.
+REPORT_INTERVAL = 0.05
+
+
+class KeyGroups:
+    """Finished, failed and total keys per key prefix, like the groups of Dask's ``progress()``.
+
+    The one structure both schedulers feed: counts of single futures (`add`, `finish`) plus
+    whole-graph counts that the scheduler reports per computation (`set_source`). `rows` is
+    what a view (the message today, child bars later) draws from.
+    """
+
+    def __init__(self) -> None:
+        #: prefix -> [done, erred, total], of keys counted one by one
+        self._groups: dict[str, list[int]] = {}
+        #: computation -> {prefix: (done, total)}, as the scheduler last reported it
+        self._sources: dict[Any, dict[str, tuple[int, int]]] = {}
+        self._lock = threading.Lock()
+
+    def add(self, prefix: str, n: int = 1) -> None:
+        """``n`` more keys of ``prefix`` to run."""
+        with self._lock:
+            group = self._groups.get(prefix)
+            if group is None:
+                group = self._groups[prefix] = [0, 0, 0]
+            group[2] += n
+
+    def finish(self, prefix: str, erred: bool = False) -> None:
+        """One key of ``prefix`` finished (or failed)."""
+        with self._lock:
+            group = self._groups.get(prefix)
+            if group is not None:
+                group[1 if erred else 0] += 1
+
+    def set_source(self, source: Any, counts: dict[str, tuple[int, int]]) -> None:
+        """The latest ``{prefix: (done, total)}`` of one whole computation (replaces its last)."""
+        with self._lock:
+            self._sources[source] = dict(counts)
+
+    def complete_source(self, source: Any) -> None:
+        """A computation finished: all its keys are done, whatever the last report said."""
+        with self._lock:
+            counts = self._sources.get(source)
+            if counts is not None:
+                self._sources[source] = {p: (t, t) for p, (_, t) in counts.items()}
+
+    def rows(self) -> list[tuple[str, int, int, int]]:
+        """``(prefix, done, erred, total)`` per prefix, in the order prefixes first appeared."""
+        with self._lock:
+            merged = {prefix: list(group) for prefix, group in self._groups.items()}
+            for counts in self._sources.values():
+                for prefix, (done, total) in counts.items():
+                    group = merged.setdefault(prefix, [0, 0, 0])
+                    group[0] += done
+                    group[2] += total
+        return [(prefix, d, e, t) for prefix, (d, e, t) in merged.items()]
+
+    @property
+    def done(self) -> int:
+        """Keys finished, over all prefixes."""
+        return sum(r[1] for r in self.rows())
+
+    @property
+    def total(self) -> int:
+        """Keys expected, over all prefixes."""
+        return sum(r[3] for r in self.rows())
+
+    def describe(self) -> str:
+        """One line for the task's message: ``inc 3/10 · add 1/5 (1 failed)``."""
+        parts = []
+        for prefix, done, erred, total in self.rows():
+            part = f"{prefix} {done}/{total}"
+            if erred:
+                part += f" ({erred} failed)"
+            parts.append(part)
+        return " · ".join(parts)
+
+
+class TaskTracker:
+    """What one task sent to Dask: its key groups, its pending futures, its clients."""
+
+    def __init__(self, task: Task):
+        self._task = weakref.ref(task)
+        self.task_id = task.id
+        self.groups = KeyGroups()
+        self._lock = threading.Lock()
+        self._pending: dict[int, Any] = {}
+        #: Held while one future's end is counted and logged, so `_settle` waits for it.
+        self._counting = threading.RLock()
+        self._told: set[str] = set()
+        self._on_change: list[Callable[[KeyGroups], Any]] = []
+        self._feeds: list[_GraphFeed] = []
+        self._reported_at = float("-inf")
+        self._report_due = False
+        task.on_cancel(self._cancelled)
+        task.on_ending(self._settle)
+
+    @property
+    def task(self) -> Task | None:
+        return self._task()
+
+    def watch(self, callback: Callable[[KeyGroups], Any]) -> None:
+        """Call ``callback(groups)`` after every change of the counts (for child bars)."""
+        self._on_change.append(callback)
+
+    # ---- distributed futures -----------------------------------------------------------
+
+    def add_futures(self, futures: Iterable[Any], count: bool = True) -> None:
+        """Watch ``futures`` finish (for failures and cancel); count them in unless ``count`` is False."""
+        from dask.utils import key_split
+
+        futures = list(futures)
+        with self._lock:
+            for future in futures:
+                self._pending[id(future)] = (future, count)
+        if count:
+            for future in futures:
+                self.groups.add(key_split(future.key))
+            self._report()
+        for future in futures:
+            future.add_done_callback(self._future_done)
+
+    def _future_done(self, future: Any) -> None:
+        with self._counting:
+            self._count_done(future)
+
+    def _count_done(self, future: Any) -> None:
+        from dask.utils import key_split
+
+        with self._lock:
+            entry = self._pending.pop(id(future), None)
+        if entry is None:
+            return  # settled already, or handed to Client.cancel
+        status = future.status
+        if status == "cancelled":
+            return
+        erred = status == "error"
+        if entry[1]:
+            self.groups.finish(key_split(future.key), erred)
+        if erred:
+            self.log(f"dask: key {future.key!r} failed: {_exception_text(future)}")
+        self._report()
+
+    def _settle(self, task: Task) -> None:
+        """The task ends: count the futures that are done but whose callback has not run yet.
+
+        The code that waited on them may be faster than Dask's callback thread; this keeps
+        the final count and the failure lines on the task.
+        """
+        with self._counting:
+            with self._lock:
+                done = [f for f, _ in self._pending.values() if f.done()]
+            for future in done:
+                self._count_done(future)
+        for feed in list(self._feeds):
+            feed.settle()
+        self._report(force=True)
+
+    def _cancelled(self, task: Task) -> None:
+        """The task was cancelled: cancel its pending futures, without blocking the caller."""
+        with self._lock:
+            futures, self._pending = [f for f, _ in self._pending.values()], {}
+        for feed in list(self._feeds):
+            feed.stop()
+        by_client: dict[int, tuple[Any, list]] = {}
+        for future in futures:
+            by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
+        for client, group in by_client.values():
+            thread = threading.Thread(
+                target=_cancel_futures, args=(client, group, task.name), name="taskstream-dask-cancel", daemon=True
+            )
+            thread.start()
+
+    def follow_graph(self, client: Any, futures: list) -> None:
+        """Count every key of the graph behind ``futures`` by prefix, as the scheduler reports them."""
+        feed = _GraphFeed(self, client, futures)
+        self._feeds.append(feed)
+        feed.start(futures)
+
+    def feed_ended(self, feed: _GraphFeed) -> None:
+        if feed in self._feeds:
+            self._feeds.remove(feed)
+
+    # ---- local schedulers ----------------------------------------------------------------
+
+    def add_keys(self, prefixes: Iterable[str]) -> None:
+        """Count in keys a local scheduler is about to run, by prefix."""
+        for prefix in prefixes:
+            self.groups.add(prefix)
+        self._report()
+
+    def key_done(self, prefix: str) -> None:
+        self.groups.finish(prefix)
+        self._report()
+
+    # ---- reporting -----------------------------------------------------------------------
+
+    def log(self, text: str) -> None:
+        """Add ``text`` to the task's log while it runs."""
+        task = self.task
+        if task is not None and not task.done:
+            task.log(text)
+
+    def tell_once(self, what: str, text: str) -> None:
+        """Log ``text`` the first time ``what`` happens for this task."""
+        with self._lock:
+            if what in self._told:
+                return
+            self._told.add(what)
+        self.log(text)
+
+    def _report(self, force: bool = False) -> None:
+        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (a timer makes sure)."""
+        now = time.monotonic()
+        with self._lock:
+            if not force and now - self._reported_at < REPORT_INTERVAL:
+                if not self._report_due:
+                    self._report_due = True
+                    timer = threading.Timer(REPORT_INTERVAL, self._report, kwargs={"force": True})
+                    timer.daemon = True
+                    timer.start()
+                return
+            self._reported_at = now
+            self._report_due = False
+        task = self.task
+        if task is None or task.done:
+            return
+        groups = self.groups
+        rows = groups.rows()
+        try:
+            task.set(current=sum(r[1] for r in rows), total=sum(r[3] for r in rows), message=groups.describe())
+        except TaskCancelled:
+            pass  # the task's own code gets the cancel; a Dask callback thread must not
+        for callback in self._on_change:
+            try:
+                callback(groups)
+            except Exception:
+                pass
+
+
+class _GraphFeed:
+    """Every key of one computation by prefix, as the scheduler counts them for Dask's ``progress()``.
+
+    Runs Dask's own `MultiProgressBar` machinery (the scheduler's ``MultiProgress`` plugin
+    over a ``feed`` comm, ``complete=True``), so nothing of this package runs on the
+    scheduler. Until the first report, the computation's output futures stand in for it.
+    Holds the outputs weakly: a computation's results stay on the cluster only as long as
+    the user's code keeps them.
+    """
+
+    def __init__(self, tracker: TaskTracker, client: Any, futures: list):
+        from dask.utils import key_split
+
+        self.tracker = tracker
+        self.client = client
+        self._outputs = [weakref.ref(f) for f in futures]
+        self._keys = [f.key for f in futures]
+        self.bar: Any = None
+        self.completed = False
+        seed: dict[str, tuple[int, int]] = {}
+        for key in self._keys:
+            prefix = key_split(key)
+            seed[prefix] = (0, seed.get(prefix, (0, 0))[1] + 1)
+        tracker.groups.set_source(self, seed)
+
+    def start(self, futures: list) -> None:
+        from distributed.diagnostics.progressbar import MultiProgressBar
+
+        feed = self
+
+        class Feed(MultiProgressBar):
+            def _draw_bar(self, remaining: dict, all: dict, status: str = "", **kwargs: Any) -> None:
+                feed.report(remaining, all)
+
+            def _draw_stop(self, **kwargs: Any) -> None:
+                # Keys finished before the scheduler's plugin started watching can stay
+                # "remaining" in its last report: a finished computation is complete.
+                if kwargs.get("status") == "finished":
+                    feed.complete()
+
+            async def listen(self) -> None:
+                try:
+                    await super().listen()
+                except Exception:
+                    pass  # the comm closed under it (task ended, client closed): settled at the end
+                finally:
+                    if feed.completed:
+                        feed.tracker.feed_ended(feed)
+
+        self.bar = Feed(futures, scheduler=self.client.scheduler.address, complete=True, interval="100ms")
+        self.client.loop.add_callback(self.bar.listen)
+        self.tracker._report()
+
+    def report(self, remaining: dict, all: dict) -> None:
+        if not self.completed:
+            self.tracker.groups.set_source(self, {p: (n - remaining.get(p, 0), n) for p, n in all.items()})
+            self.tracker._report()
+
+    def complete(self) -> None:
+        self.completed = True
+        self.tracker.groups.complete_source(self)
+        self.tracker._report()
+
+    def settle(self) -> None:
+        """The task ends: a computation whose outputs all finished (or were let go) is complete."""
+        outputs = [ref() for ref in self._outputs]
+        if not self.completed and all(f is None or f.status == "finished" for f in outputs):
+            self.complete()
+        self.stop()
+        self.tracker.feed_ended(self)
+
+    def stop(self) -> None:
+        comm = getattr(self.bar, "comm", None)
+        if comm is not None and not comm.closed():
+            self.client.loop.add_callback(comm.close)
+
+
+_trackers: weakref.WeakValueDictionary[str, TaskTracker] = weakref.WeakValueDictionary()
+_trackers_lock = threading.Lock()
+#: Holds each tracker as long as its task lives (the task holds the tracker's cancel hook too).
+_by_task: weakref.WeakKeyDictionary[Task, TaskTracker] = weakref.WeakKeyDictionary()
+
+
+def tracker_of(task: Task) -> TaskTracker:
+    """The `TaskTracker` of ``task`` (made on first use)."""
+    with _trackers_lock:
+        tracker = _by_task.get(task)
+        if tracker is None:
+            tracker = _by_task[task] = _trackers[task.id] = TaskTracker(task)
+        return tracker
+
+
+def _cancel_futures(client: Any, futures: list, name: str) -> None:
+    try:
+        client.cancel(futures, reason=f"taskstream task {name!r} was cancelled")
+    except Exception:
+        pass  # a closed client has nothing left to cancel
+
+
+def _exception_text(future: Any) -> str:
+    try:
+        exc = future.exception(timeout=5)
+    except Exception as e:  # the client went away meanwhile
+        return f"(exception not available: {type(e).__name__})"
+    return f"{type(exc).__name__}: {exc}"

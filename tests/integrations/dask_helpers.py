@@ -1,0 +1,50 @@
+"""Functions the Dask tests send to workers (importable there: workers get this worktree's path)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+def shout(x, marker="m"):
+    """Print, log and dask-print one line each, tagged with ``marker`` and ``x``."""
+    from dask.distributed import print as dask_print
+
+    print(f"{marker} print {x}")
+    logging.getLogger("user.code").warning("%s log %s", marker, x)
+    dask_print(f"{marker} dask-print {x}")
+    return x
+
+
+def inc(x):
+    return x + 1
+
+
+def add(x, y):
+    return x + y
+
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError("three is not allowed")
+    return x
+
+
+def sleep_then(x, seconds=6.0):
+    time.sleep(seconds)
+    return x
+
+
+def outside(marker):
+    from dask.distributed import print as dask_print
+
+    dask_print(marker)
+    return marker
+
+
+def expected_lines(marker, xs):
+    """Every line `shout` makes for ``xs``, as the task's log shows it (without the worker tag)."""
+    out = []
+    for x in xs:
+        out += [f"{marker} print {x}", f"WARNING:user.code:{marker} log {x}", f"{marker} dask-print {x}"]
+    return out
