@@ -14,6 +14,7 @@ import pathlib
 OUT = pathlib.Path(__file__).resolve().parent.parent / "jupyter_taskstream" / "hub" / "openapi.json"
 
 TASK_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
+BAR_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
 # JSON numbers the hub takes: finite, >= 0, within a float's range.
 COUNT = {"type": "number", "minimum": 0, "maximum": 1.7976931348623157e308}
@@ -191,6 +192,7 @@ def build() -> dict:
                 "cancel_requested": {"type": "boolean"},
                 "last_event_id": {"type": "integer", "minimum": 0},
                 "log_dropped": {"type": "integer", "minimum": 0},
+                "bars": {"type": "array", "items": ref("Bar")},
             },
         },
         "SnapshotLogLine": {
@@ -224,7 +226,7 @@ def build() -> dict:
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_SPACE},
                 "total": NULLABLE_COUNT,
-                "unit": {"type": "string", "maxLength": 50},
+                "unit": {"type": "string", "minLength": 1, "maxLength": 50},
                 "id": TASK_ID,
                 "kernel_id": {"type": ["string", "null"], "minLength": 1,
                               "description": "With `code`: the kernel to run it in (null: no kernel)."},
@@ -261,6 +263,27 @@ def build() -> dict:
                 "rate": NULLABLE_COUNT,
                 "eta": NULLABLE_COUNT,
                 "message": {"type": "string"},
+                "bars": {"type": "array", "items": ref("Bar"),
+                         "description": "Child bars that changed since the previous progress event, in full."},
+            },
+        },
+        "Bar": {
+            "type": "object",
+            "description": "A child bar of a task (the main bar is its `progress`).",
+            "additionalProperties": False,
+            "required": ["id"],
+            "properties": {
+                "id": BAR_ID,
+                "parent": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9_-]{1,32}$"},
+                "desc": {"type": "string", "maxLength": 200},
+                "current": COUNT,
+                "total": NULLABLE_COUNT,
+                "unit": {"type": "string", "minLength": 1, "maxLength": 50},
+                "rate": NULLABLE_COUNT,
+                "eta": NULLABLE_COUNT,
+                "postfix": {"type": "string", "maxLength": 200},
+                "leave": {"type": "boolean"},
+                "closed": {"type": "boolean"},
             },
         },
         "LogData": {
@@ -324,6 +347,7 @@ def build() -> dict:
                 "message": {"type": "string", "maxLength": 10000},
                 "rate": NULLABLE_COUNT,
                 "eta": NULLABLE_COUNT,
+                "bars": {"type": "array", "maxItems": 100, "items": ref("Bar")},
             },
         },
         "PublishedLog": {
@@ -355,7 +379,7 @@ def build() -> dict:
                 }},  # fmt: skip
                 "publisher": {"type": "string", "minLength": 1},
                 "seq": {"type": "integer"},
-                "protocol": {"type": ["integer", "null"], "description": "The publish protocol's version."},
+                "protocol": {"type": "integer", "minimum": 1, "description": "The publish protocol's version (absent: 1)."},
             },
             "dependentRequired": {"publisher": ["seq"], "seq": ["publisher"]},
         },
@@ -366,7 +390,7 @@ def build() -> dict:
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_SPACE},
                 "total": NULLABLE_COUNT,
-                "unit": {"type": "string", "maxLength": 50},
+                "unit": {"type": "string", "minLength": 1, "maxLength": 50},
                 "id": TASK_ID,
                 "kernel_id": {"type": ["string", "null"], "minLength": 1},
             },
