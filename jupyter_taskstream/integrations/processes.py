@@ -30,6 +30,7 @@ import threading
 from typing import Any, Callable
 
 from ..kernel import workerlink
+from .patches import Patches
 from ..kernel._compat import process_target, set_process_target
 from ..kernel.childpipes import open_pipes
 from ..kernel.context import current_task
@@ -42,8 +43,7 @@ LAST_LINES_WAIT = 1.0
 POOL_METHODS = ("apply_async", "map", "map_async", "starmap", "starmap_async", "imap", "imap_unordered")
 
 _lock = threading.Lock()
-#: ``(owner, attribute) -> original`` for everything currently patched.
-_originals: dict[tuple[Any, str], Any] = {}
+_patches = Patches()
 
 
 def install() -> None:
@@ -73,19 +73,11 @@ def install() -> None:
 def uninstall() -> None:
     """Put every original back."""
     with _lock:
-        for (owner, name), original in _originals.items():
-            setattr(owner, name, original)
-        _originals.clear()
+        _patches.restore()
 
 
 def _patch(owner: Any, name: str, make: Callable[[Callable], Callable]) -> None:
-    if (owner, name) in _originals:
-        return
-    original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-    replacement = make(original)
-    functools.update_wrapper(replacement, original)
-    _originals[(owner, name)] = original
-    setattr(owner, name, replacement)
+    _patches.patch(owner, name, lambda original: functools.update_wrapper(make(original), original))
 
 
 # ---- subprocess and os.system ---------------------------------------------------------

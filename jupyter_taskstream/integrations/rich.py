@@ -18,10 +18,11 @@ import sys
 from typing import Any, Callable
 
 from ..kernel.context import current_task
+from .patches import Patches
 
 __all__ = ["install", "installed", "uninstall"]
 
-_originals: dict[tuple[type, str], Any] = {}
+_patches = Patches()
 #: On a Progress made inside a task: (task, {rich task id: bar handle}).
 _LINK = "_taskstream_link"
 
@@ -106,19 +107,14 @@ def install() -> None:
         return
     cls = module.Progress
     for name, wrapper in _WRAPPERS.items():
-        if (cls, name) not in _originals:
-            original = cls.__dict__[name]
-            _originals[(cls, name)] = original
-            setattr(cls, name, wrapper(original))
+        _patches.patch(cls, name, wrapper)
 
 
 def uninstall() -> None:
     """Put every original method back (identity preserved)."""
-    for (cls, name), original in _originals.items():
-        setattr(cls, name, original)
-    _originals.clear()
+    _patches.restore()
 
 
 def installed() -> bool:
     """True while rich's Progress is patched."""
-    return bool(_originals)
+    return bool(_patches)

@@ -31,11 +31,11 @@ import sys
 from typing import Any, Callable
 
 from ..kernel.context import current_task
+from .patches import Patches
 
 __all__ = ["install", "installed", "uninstall"]
 
-#: (class, method name) -> the original function, for `uninstall`.
-_originals: dict[tuple[type, str], Any] = {}
+_patches = Patches()
 #: Attribute set on a tqdm object that feeds a task's bar.
 _BAR = "_taskstream_bar"
 
@@ -135,23 +135,14 @@ def _front_end_init(original: Any, base: type, front_end: type) -> Callable:
     return __init__
 
 
-def _patch(cls: type, name: str, wrapper: Callable) -> None:
-    key = (cls, name)
-    if key in _originals:
-        return
-    original = cls.__dict__[name]
-    _originals[key] = original
-    setattr(cls, name, wrapper(original))
-
-
 def install() -> None:
     """Patch tqdm's base class and each front end that is imported; idempotent."""
     std = sys.modules.get("tqdm.std")
     if std is None:
         return
     base = std.tqdm
-    _patch(base, "__init__", _std_init)
-    _patch(base, "close", _std_close)
+    _patches.patch(base, "__init__", _std_init)
+    _patches.patch(base, "close", _std_close)
     front_ends = []
     notebook = sys.modules.get("tqdm.notebook")
     if notebook is not None:
@@ -160,16 +151,14 @@ def install() -> None:
     if rich is not None:
         front_ends.append(rich.tqdm_rich)
     for cls in front_ends:
-        _patch(cls, "__init__", lambda original, cls=cls: _front_end_init(original, base, cls))
+        _patches.patch(cls, "__init__", lambda original, cls=cls: _front_end_init(original, base, cls))
 
 
 def uninstall() -> None:
     """Put every original method back (identity preserved)."""
-    for (cls, name), original in _originals.items():
-        setattr(cls, name, original)
-    _originals.clear()
+    _patches.restore()
 
 
 def installed() -> bool:
     """True while tqdm's methods are patched."""
-    return bool(_originals)
+    return bool(_patches)

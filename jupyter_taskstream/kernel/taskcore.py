@@ -28,6 +28,7 @@ from ..protocol import TaskState, check_count, check_unit, new_task_id, validate
 from .bars import Bar, BarSet, MainBar
 from .childpipes import settle
 from .context import default_runtime
+from .hooks import TaskHooks, run_hooks
 from .interrupt import ThreadInterrupter
 from .reporting import Reporter, outcome
 from .tasklog import TaskLog
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["TaskCore"]
 
 
-class TaskCore:
+class TaskCore(TaskHooks):
     """A task's state and parts, and the methods the runtime drives it with (see the module)."""
 
     def __init__(
@@ -77,8 +78,7 @@ class TaskCore:
         #: True once a loop or bar has driven the main bar (a later one may bring a new total).
         self._driven = False
         self._bars: BarSet | None = None
-        #: Hooks of work the task started elsewhere (integrations): on a cancel, and as it ends.
-        self._cancel_callbacks: list[Callable[[Any], Any]] = []
+        self._cancel_callbacks: list[Callable[[Any], Any]] = []  # see `hooks.TaskHooks`
         self._ending_callbacks: list[Callable[[Any], Any]] = []
         self._token: Any = None
         self._result: Any = None
@@ -123,8 +123,7 @@ class TaskCore:
             children = list(self._children)
             self._log.split()  # lines printed before the request reach the hub before it
             callbacks, self._cancel_callbacks = self._cancel_callbacks, []
-        for callback in callbacks:
-            _call_quietly(callback, self)
+        run_hooks(callbacks, self)
         for child in children:
             child.cancel()
         if first and not self._state.terminal:
@@ -165,8 +164,7 @@ class TaskCore:
         runtime = self._resolve_runtime()
         with self._lock:
             ending, self._ending_callbacks = self._ending_callbacks, []
-        for callback in ending:
-            _call_quietly(callback, self)
+        run_hooks(ending, self)
         status, message, error = outcome(exc)
         if status == "failed" and self._cancel_requested and isinstance(exc, concurrent.futures.CancelledError):
             # Work the cancel stopped elsewhere (Dask futures, executor items) ends the task as cancelled.
@@ -296,31 +294,6 @@ class TaskCore:
             return
         self.bars.close(bar)
 
-    def on_cancel(self, callback: Callable[[Any], Any]) -> None:
-        """Call ``callback(task)`` once when the task is asked to stop (at once if it was already).
-
-        For work the task started elsewhere (the Dask integration cancels its futures here).
-        It runs in the thread that calls `cancel` and must not block; errors are ignored.
-        """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        with self._lock:
-            if not self._cancel_requested:
-                self._cancel_callbacks.append(callback)
-                return
-        _call_quietly(callback, self)
-
-    def on_ending(self, callback: Callable[[Any], Any]) -> None:
-        """Call ``callback(task)`` once as the task ends, before its final state is fixed.
-
-        It runs in the task's thread and may still `log` and `set` (an integration settles
-        work that finished elsewhere here); errors are ignored.
-        """
-        if not callable(callback):
-            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
-        with self._lock:
-            self._ending_callbacks.append(callback)
-
     def add_child(self, child: Task) -> None:
         """``child`` (a nested loop's own task) ends with this one and is cancelled with it."""
         with self._lock:
@@ -418,9 +391,3 @@ class TaskCore:
         bars = None if self._bars is None else self._bars.key()
         return (s.status, self._cancel_requested, s.current, s.total, s.message, s.rate, self._log.count, self._log.partial_raw, bars)
 
-
-def _call_quietly(callback: Callable[[Any], Any], task: Any) -> None:
-    try:
-        callback(task)
-    except Exception:  # a broken hook must not keep the cancel from reaching the task's code
-        pass
