@@ -54,6 +54,16 @@ NOTEBOOK_CELLS = {
         "    ts.current().set(message=XSS)\n"
         "    time.sleep(0.05)",
     ],
+    "bars.ipynb": [
+        SETUP + "\nfrom tqdm.auto import tqdm",
+        # An epoch loop with a transient inner tqdm bar, slow enough to watch each one live.
+        "%%taskstream epochs\n"
+        "for epoch in tqdm(range(3), desc='epoch'):\n"
+        "    for batch in tqdm(range(30), desc='batch', leave=False):\n"
+        "        time.sleep(0.05)\n"
+        "    for step in ts.progress(range(2), desc='eval', leave=True):\n"
+        "        time.sleep(0.05)",
+    ],
     "saved.ipynb": [
         SETUP,
         "%%taskstream --wait checksums\n"
@@ -265,6 +275,30 @@ async def test_hostile_task_strings_show_as_text_in_the_widget(page, page_events
     assert await notebook.locator("img").count() == 0
     assert await page.evaluate("[...document.images].filter(i => i.closest('.jp-Notebook')).length") == 0
     assert page_events.dialogs == []
+    assert page_events.errors == []
+
+
+async def test_child_bars_show_live_under_the_main_bar_and_transient_ones_go(page, page_events, lab_url, client):
+    notebook = await open_notebook(page, lab_url("bars.ipynb"))
+    await run_cells(notebook, 0, 2)
+    cell = notebook.locator(".jp-Cell").nth(1)
+    widget = cell.locator(".taskstream-widget")
+    batch = widget.locator(".ts-child", has_text="batch")
+    # The tqdm inner loop is a child bar of the task's widget, counting live (no tqdm widget).
+    await expect(batch).to_have_count(1)
+    await expect(batch.locator(".ts-child-meter")).to_have_text(re.compile(r"^[1-9]\d*/30 "))
+    await cell.screenshot(path=artifact("lab-widget-child-bars.png"))
+    assert await cell.locator(".widget-hprogress, .jupyter-widgets.widget-hbox").count() == 0
+    # When an epoch's batch loop ends (leave=False) its bar goes; the eval bar (leave=True) stays.
+    await expect(widget.locator(".ts-child", has_text="eval")).to_have_count(1)
+    await expect(batch).to_have_count(0)
+    final = cell.locator(".taskstream-static")
+    await expect(final).to_contain_text("completed")
+    await expect(final.locator(".taskstream-bar")).to_have_count(1)  # eval, left; batch gone
+    await expect(final.locator(".taskstream-bar")).to_contain_text("eval")
+    tasks = (await client.get("taskstream/api/tasks")).json()["tasks"]
+    (task,) = [t for t in tasks if t["name"] == "epochs"]
+    assert [(b["desc"], b["closed"]) for b in task["bars"]] == [("eval", True)]
     assert page_events.errors == []
 
 
