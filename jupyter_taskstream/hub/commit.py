@@ -95,10 +95,12 @@ class CommitPipeline:
 
     async def _commit_staged(self) -> None:
         # One write at a time: what is emitted during a write goes into the next one together.
-        while self._staged:
+        # A log trimmed during fan-out touches its task without an event: its record (the
+        # new log_dropped and trimmed_through) is written by the next round, events or not.
+        while self._staged or self._touched:
             staged, self._staged = self._staged, []
             touched, self._touched = self._touched, {}
-            through = staged[-1][0].id
+            through = staged[-1][0].id if staged else self._committed_through
             # Taken now, with no await in between: exactly the state these events lead to.
             shown = {t.id: (t.version, t.snapshot()) for t in touched.values()}
             try:
@@ -112,7 +114,10 @@ class CommitPipeline:
             self._fan_out([e for e, _ in staged if e.type == "deleted" or e.task in self._logs])
             for task_id, (version, snap) in shown.items():
                 if task_id in self._tasks:
-                    snap["last_event_id"] = self._tasks[task_id].last_event_id
+                    task = self._tasks[task_id]
+                    snap["last_event_id"] = task.last_event_id
+                    # The fan-out just trimmed the log: readers see the count of what it cut.
+                    snap["log_dropped"] = task.log_dropped
                     self._shown[task_id] = (version, snap)
             self._committed_through = through
             self._settle_waiters(through, None)

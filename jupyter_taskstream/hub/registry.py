@@ -49,8 +49,6 @@ class TaskRegistry(RegistryOptions):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if self.store.retention_events is None:
-            self.store.retention_events = self.retention_events  # the same retention on disk
         self._tasks: OrderedDict[str, TaskState] = OrderedDict()
         self._logs: dict[str, EventLog] = {}
         self._finished: deque[str] = deque()
@@ -323,17 +321,29 @@ class TaskRegistry(RegistryOptions):
         """Take over a stored task and its stored events (restart recovery)."""
         self._tasks[task.id] = task
         log = self._logs[task.id] = self._new_log(task)
+        # What was trimmed before the restart stays gone; a crash between storing events and
+        # storing the trim that followed them leaves more on disk, trimmed (and counted) here.
+        log.trimmed_through = task.trimmed_through
         for event in events:
-            log.append(event)
+            if event.id > task.trimmed_through:
+                log.append(event)
         task.last_event_id = max(task.last_event_id, log.last_id)
         self._commit.show_as_stored(task)
         if task.terminal:
             self._finished.append(task.id)
 
-    def restore_all_events(self, events: list[Event]) -> None:
-        """Refill the all-tasks log with stored events, oldest first (restart recovery)."""
-        for event in events[-self.retention_all_events :]:
-            self.all_events.append(event)
+    def restore_all_events(self, events: list[Event], trimmed_through: int = 0) -> None:
+        """Refill the all-tasks log with stored events, oldest first (restart recovery).
+
+        ``trimmed_through``: the newest id known to be gone (trimmed from a task's log), so a
+        resume from before it gets a snapshot instead of a replay across the gap.
+        """
+        kept = events[-self.retention_all_events :]
+        cut = events[-len(kept) - 1].id if len(kept) < len(events) else 0
+        self.all_events.trimmed_through = max(trimmed_through, cut)
+        for event in kept:
+            if event.id > self.all_events.trimmed_through:
+                self.all_events.append(event)
 
     def close(self) -> None:
         """End every stream (server shutdown), cancel pending timers, close the store."""
@@ -376,7 +386,11 @@ class TaskRegistry(RegistryOptions):
 
     def _new_log(self, task: TaskState) -> EventLog:
         def trimmed(events: list[Event]) -> None:
+            # Counted here, once, and stored with the record: the store deletes exactly these
+            # events when it writes the record, so memory and disk keep the same log.
             task.log_dropped += sum(1 for e in events if e.type == "log")
+            task.trimmed_through = events[-1].id
+            task.version += 1
             self._commit.touch(task)
 
         return EventLog(self.retention_events, on_trim=trimmed)
