@@ -197,6 +197,12 @@ class TaskRegistry(RegistryOptions):
             elif etype == "log":
                 task.apply(etype, data, now)
                 stream = data["stream"]
+                if "dropped" in data:
+                    # Lines lost before they reached the hub (a kernel's full outbox, a refused
+                    # batch): counted where readers look, and marked at the gap.
+                    task.log_dropped += data["dropped"]
+                    self._emit(task, "log", data)
+                    continue
                 # A batch of lines from a publisher becomes one event per line, each with its id.
                 for line in data["lines"] if "lines" in data else (data["text"],):
                     for text in split_utf8(line, self.max_log_event_bytes):
@@ -388,7 +394,8 @@ class TaskRegistry(RegistryOptions):
         def trimmed(events: list[Event]) -> None:
             # Counted here, once, and stored with the record: the store deletes exactly these
             # events when it writes the record, so memory and disk keep the same log.
-            task.log_dropped += sum(1 for e in events if e.type == "log")
+            # A marker of lines dropped earlier is no line: its count is in log_dropped already.
+            task.log_dropped += sum(1 for e in events if e.type == "log" and "dropped" not in e.data)
             task.trimmed_through = events[-1].id
             task.version += 1
             self._commit.touch(task)

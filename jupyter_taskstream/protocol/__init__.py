@@ -38,6 +38,7 @@ from .wire import (
     SECRET_HEADER,
     STATUSES,
     TERMINAL_STATUSES,
+    dropped_marker,
     display_status,
     iso_time,
     new_task_id,

@@ -315,11 +315,16 @@ def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hu
 def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
     box = Outbox(max_buffered=200)  # no sender: what is queued stays queued
     shed = [box.put_lines("t", "stdout", [f"{b}.{i}" for i in range(50)]) for b in range(10)]
-    queued = [line for _, p in box.items() for line in p["data"]["lines"]]
+    items = [p["data"] for _, p in box.items()]
+    queued = [line for data in items for line in data.get("lines", ())]
     assert len(queued) <= 200 and box.dropped_lines == 500 - len(queued) and any(shed)
     written = [f"{b}.{i}" for b in range(10) for i in range(50)]
     assert queued[-1] == "9.49" and queued == written[-len(queued) :]
-    assert len(box) == len(queued)
+    # The gap is marked where it is, once, with the count (issue 15, defect 4).
+    assert items[0] == {"stream": "stdout", "text": f"… {box.dropped_lines} lines dropped …",
+                        "dropped": box.dropped_lines}
+    assert all("lines" in data for data in items[1:])
+    assert len(box) == len(queued) + 1
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,61 @@
+"""Issue 15 in a real kernel reporting to the real test server: what is dropped is counted.
+
+A flood of prints through a tiny outbox: whatever the kernel sheds is counted in the hub's
+``log_dropped`` and marked at the gap, so retained lines + ``log_dropped`` = lines printed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from ..conftest import wait_for
+from ..kernel_fixtures import kernel_session
+
+pytestmark = pytest.mark.timeout(180)
+API = "taskstream/api"
+
+
+async def all_log_events(client, task_id: str) -> list[dict]:
+    """Every retained log event of a task, paging through ``/log``."""
+    events: list[dict] = []
+    after = 0
+    while True:
+        page = (await client.get(f"{API}/tasks/{task_id}/log", params={"after": after})).json()
+        events += page["events"]
+        if not page["events"] or page["last_event_id"] == after:
+            return events
+        after = page["last_event_id"]
+
+
+async def test_a_print_flood_through_a_full_outbox_is_counted_line_for_line(jp_serverapp, client, registry):
+    printed = 60_000
+    async with kernel_session(client, jp_serverapp) as (_kernel_id, k):
+        out = await k.run(
+            "import jupyter_taskstream as ts\n"
+            "ts.config.max_buffered_events = 500\n"
+            "def flood():\n"
+            f"    for i in range({printed}):\n"
+            "        print(f'line {i}')\n"
+            "print('ID', ts.run(flood).id)\n"
+        )
+        (task_id,) = re.findall(r"ID (\S+)", out)
+
+        def shown_terminal():
+            try:
+                return registry.snapshot(task_id)["status"] == "completed"
+            except KeyError:
+                return False
+
+        await wait_for(shown_terminal, 60, message="the flood to end")
+        snap = (await client.get(f"{API}/tasks/{task_id}")).json()
+        events = await all_log_events(client, task_id)
+        lines = [e["data"]["text"] for e in events if "dropped" not in e["data"]]
+        markers = [e["data"] for e in events if "dropped" in e["data"]]
+        assert markers, "a 500-event outbox did not shed anything: the test proves nothing"
+        assert all(m["text"] == f"… {m['dropped']} lines dropped …" for m in markers if m["dropped"] > 1)
+        assert len(lines) + snap["log_dropped"] == printed, (len(lines), snap["log_dropped"], len(markers))
+        # Order kept: what is retained is increasing, and ends with the last line printed.
+        numbers = [int(text.split()[1]) for text in lines]
+        assert numbers == sorted(numbers) and numbers[-1] == printed - 1
