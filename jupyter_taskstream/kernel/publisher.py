@@ -13,6 +13,12 @@ registers a drain (`output_waiting`) that the sender calls before it takes the n
 so lines printed while a request was in flight leave together with the next one. When the
 hub is unreachable, batches are retried with capped exponential backoff while the outbox
 keeps what matters within its bound (one warning when it drops lines).
+
+A batch the hub refuses (400) never takes its good lines with it: when the answer names an
+event (``events[12].data.stream ...``) that event is replaced by a marker of the lines it
+held and the rest is sent again; when it names a task spec, that spec goes; otherwise the
+batch is split in halves until the refused event is alone. What is finally refused counts
+in `dropped_lines` and reaches the hub as a ``dropped`` marker at the gap.
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ import contextvars
 import json
 import os
 import queue
+import re
 import secrets
 import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..protocol import ENV_SECRET, ENV_URL, PROTOCOL_VERSION, SECRET_HEADER, replace_lone_surrogates
+from ..protocol import (
+    ENV_SECRET, ENV_URL, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker, replace_lone_surrogates,
+)  # fmt: skip
 from .diagnostics import quiet_thread, report_once
 from .outbox import Outbox
 
@@ -108,6 +117,10 @@ class Publisher:
         self._in_flight = 0
         self._batch_events = 0
         self._seq = 0
+        #: halves of a refused batch still to send, before anything newly queued
+        self._parts: list[dict[str, Any]] = []
+        #: log lines of events the hub refused (counted in `dropped_lines`)
+        self.refused_lines = 0
         self._skipped: set[str] = set()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -116,8 +129,8 @@ class Publisher:
 
     @property
     def dropped_lines(self) -> int:
-        """Log lines dropped because the hub did not keep up."""
-        return self.outbox.dropped_lines
+        """Log lines dropped: shed because the hub did not keep up, or refused by it."""
+        return self.outbox.dropped_lines + self.refused_lines
 
     @classmethod
     def from_environment(
@@ -184,7 +197,7 @@ class Publisher:
         """Wait until everything queued so far was sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._drained:
-            while self.outbox or self._in_flight or self._sources:
+            while self.outbox or self._in_flight or self._sources or self._parts:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -241,6 +254,9 @@ class Publisher:
         batch = None
         try:
             while True:
+                if batch is None and self._parts:
+                    self._seq += 1  # numbered when sent: the hub takes a lower number for a retry
+                    batch = {**self._parts.pop(0), "seq": self._seq}
                 if batch is None:
                     self._wake_pending = False
                     batch = self._take()
@@ -254,11 +270,15 @@ class Publisher:
                         except queue.Empty:
                             pass
                         continue
-                if self._send(client, batch) == _RETRY:
+                result = self._send(client, batch)
+                if result == _RETRY:
                     if self._closing and time.monotonic() >= self._give_up_at:
                         return
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                if isinstance(result, dict):  # what is left of a refused batch: at once
+                    batch = result
                     continue
                 backoff = self.backoff_initial
                 batch = None
@@ -268,7 +288,45 @@ class Publisher:
         finally:
             client.close()
 
-    def _send(self, client: Any, batch: dict[str, Any]) -> str:
+    def _without_refused(self, batch: dict[str, Any], message: str) -> dict[str, Any] | None:
+        """What to send instead of a refused batch, or None when nothing of it is left."""
+        events, specs = batch["events"], batch["tasks"]
+        named = re.search(r"\bevents\[(\d+)\]", message)
+        if named and int(named.group(1)) < len(events):
+            i = int(named.group(1))
+            report_once(("refused-event", message[:80]), f"the hub refused an event ({message}); sent the rest")
+            events = [*events[:i], *self._lost(events[i]), *events[i + 1 :]]
+        elif (named := re.search(r"\btasks\[(\d+)\]", message)) and int(named.group(1)) < len(specs):
+            i = int(named.group(1))
+            report_once(("refused-task", message[:80]), f"the hub refused a task ({message}); sent the rest")
+            specs = [*specs[:i], *specs[i + 1 :]]
+        elif len(events) > 1:  # the answer names no part: halves, until the bad one is alone
+            half = len(events) // 2
+            self._parts.insert(0, {**batch, "tasks": [], "events": events[half:]})
+            events = events[:half]
+        elif events:
+            report_once(("refused-event", message[:80]), f"the hub refused an event ({message})")
+            events = self._lost(events[0])
+        else:
+            return None
+        if not events and not specs:
+            return None
+        self._seq += 1  # a new body: the hub must not take it for a retry of the refused one
+        return {**batch, "seq": self._seq, "tasks": specs, "events": events}
+
+    def _lost(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """A refused event's replacement: a marker of the lines it held (none for others)."""
+        data = event.get("data") if isinstance(event, dict) else None
+        if event.get("type") != "log" or not isinstance(data, dict) or "dropped" in data:
+            return []  # progress and statuses are superseded by later ones; a marker counted already
+        lines = data.get("lines")
+        count = len(lines) if isinstance(lines, list) else 1
+        self.refused_lines += count
+        stream = data.get("stream") if data.get("stream") in LOG_STREAMS else "stdout"
+        marker = {"stream": stream, "text": dropped_marker(count), "dropped": count}
+        return [{"task": event.get("task"), "type": "log", "data": marker}]
+
+    def _send(self, client: Any, batch: dict[str, Any]) -> str | dict[str, Any]:
         import httpx
 
         try:
@@ -290,6 +348,10 @@ class Publisher:
                 message = response.json().get("message", response.text)
             except ValueError:
                 message = response.text
+            if status in (400, 413, 422):
+                rest = self._without_refused(batch, str(message))
+                if rest is not None:
+                    return rest
             report_once(("rejected", status), f"the hub refused a batch of events ({status}: {message}); it was dropped")
         self.sent_batches += 1
         self.sent_events += self._batch_events

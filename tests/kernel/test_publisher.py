@@ -341,17 +341,21 @@ def warnings_seen(capfd, caplog) -> str:
     return capfd.readouterr().err + caplog.text
 
 
-def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd, caplog):
-    recording_hub.script = [400, 400]
+def test_a_refused_event_is_reported_once_and_replaced_by_a_marker(recording_hub, capfd, caplog):
+    recording_hub.script = [400, 400]  # the line, then its marker
     url = f"http://127.0.0.1:{recording_hub.server_port}/api"
     pub = Publisher(url, "s", None)
     for i in range(3):
         pub.event("t", "log", {"stream": "stdout", "text": str(i)})
         assert pub.flush(5)
     pub.close()
-    assert len(recording_hub.bodies) == 3  # no retries of a 400
+    bodies = [body["events"] for _, _, body in recording_hub.bodies]
+    # No retry of a 400 as it was: the named event becomes a marker of its line, then goes.
+    assert [e["data"] for e in bodies[1]] == [{"stream": "stdout", "text": "… 1 line dropped …", "dropped": 1}]
+    assert [[e["data"]["text"] for e in events] for events in bodies[2:]] == [["1"], ["2"]]
+    assert pub.dropped_lines == 1
     err = warnings_seen(capfd, caplog)
-    assert err.count("refused a batch") == 1 and "events[0].type" in err
+    assert err.count("refused an event") == 1 and "events[0].type" in err
 
 
 def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd, caplog):

@@ -59,3 +59,31 @@ async def test_a_print_flood_through_a_full_outbox_is_counted_line_for_line(jp_s
         # Order kept: what is retained is increasing, and ends with the last line printed.
         numbers = [int(text.split()[1]) for text in lines]
         assert numbers == sorted(numbers) and numbers[-1] == printed - 1
+
+
+async def test_a_refused_batch_keeps_its_good_lines_and_counts_the_refused_ones(jp_serverapp, api_url, client):
+    # Issue 15, defect 7: the publisher threw a whole refused batch away (up to 5,000 events)
+    # for one bad event. Now the event the 400 names becomes a marker, the rest is resent.
+    import asyncio
+
+    from jupyter_taskstream.kernel.publisher import Publisher
+
+    secret = jp_serverapp.web_app.settings["taskstream_secret"]
+    pub = Publisher(api_url, secret, None)
+    box = pub.outbox  # queued before the sender starts, so it is one batch
+    box.put(("spec", {"id": "refusal1", "name": "refused", "total": None, "unit": "it", "kernel_id": None}))
+    box.put_lines("refusal1", "stdout", ["a", "b"])
+    box.put(("event", {"task": "refusal1", "type": "log", "data": {"stream": "bogus", "lines": ["x", "y", "z"]}}))
+    box.put_lines("refusal1", "stdout", ["c"])
+    pub._poke()
+    try:
+        assert await asyncio.to_thread(pub.flush, 10)
+    finally:
+        await asyncio.to_thread(pub.close, 5)
+    events = await all_log_events(client, "refusal1")
+    # The hub's own notice of the refusal aside, every good line, in order, and the marker.
+    texts = [e["data"]["text"] for e in events if not e["data"]["text"].startswith("[taskstream]")]
+    assert texts == ["a", "b", "… 3 lines dropped …", "c"]
+    assert [e["data"].get("dropped") for e in events if "dropped" in e["data"]] == [3]
+    snap = (await client.get(f"{API}/tasks/refusal1")).json()
+    assert snap["log_dropped"] == 3 and pub.dropped_lines == 3
