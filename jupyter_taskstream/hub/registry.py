@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from traitlets import Callable as CallableTrait
 from traitlets import Instance, default
@@ -249,9 +249,13 @@ class TaskRegistry(RegistryOptions):
         self._commands.close(kernel_id)
         return failed
 
-    async def commit(self) -> None:
-        """Wait until every event emitted so far is stored and shown (durable stores)."""
-        await self._commit.commit()
+    def commit(self) -> Awaitable[None]:
+        """Await it to wait until every event emitted so far is stored and shown (durable stores).
+
+        Call it right after publishing: the events it answers for are those emitted since the
+        previous call, and an event the store refuses fails only the call it belongs to.
+        """
+        return self._commit.commit()
 
     # ---- kernel commands -----------------------------------------------------------------
 

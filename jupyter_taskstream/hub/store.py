@@ -196,16 +196,26 @@ class SQLiteStore(TaskStore):
                 except queue.Empty:
                     break
             stop = any(op[0] == "stop" for op in ops)
+            work = [op for op in ops if op[0] != "stop"]
+            errors: dict[int, BaseException] = {}
             try:
-                self._apply([op for op in ops if op[0] != "stop"])
-                error = None
+                self._apply(work)
             except Exception as e:  # a full disk, say: tell the waiters instead of dying silently
-                self.log.error("taskstream: writing the task database failed: %s", e)
-                error = e
+                if len(work) == 1:
+                    self.log.error("taskstream: writing the task database failed: %s", e)
+                    errors[id(work[0])] = e
+                else:
+                    # One request's bad op must not fail the others grouped with it: one by one.
+                    for op in work:
+                        try:
+                            self._apply([op])
+                        except Exception as e:
+                            self.log.error("taskstream: writing the task database failed (%s): %s", op[0], e)
+                            errors[id(op)] = e
             for op in ops:
                 if op[0] == "write":
                     loop, done = op[4], op[5]
-                    loop.call_soon_threadsafe(_settle, done, error)
+                    loop.call_soon_threadsafe(_settle, done, errors.get(id(op)))
             if stop:
                 return
 
