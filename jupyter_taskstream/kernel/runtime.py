@@ -301,7 +301,7 @@ def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
         outcome = e
     while True:
         try:
-            task.finish(outcome, result)
+            task.finish(outcome, result, owned=True)
             return
         except TaskCancelled as late:
             # An interrupt landed after the body but before finish closed the door; the
