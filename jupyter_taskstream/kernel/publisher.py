@@ -23,6 +23,7 @@ in `dropped_lines` and reaches the hub as a ``dropped`` marker at the gap.
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import os
@@ -77,6 +78,13 @@ class Publisher:
         First and longest wait between retries, in seconds.
     timeout : float
         Seconds one request may take.
+    exit_timeout : float
+        Seconds the interpreter's exit waits for what is queued to reach the hub: a script,
+        papermill or nbclient run would otherwise lose its last lines and final status
+        (the sender is a daemon thread), and a hub that is down must not hang the exit.
+    flush_at_exit : bool
+        Register that flush with `atexit`; a runtime that owns the publisher registers its
+        own (its last captured lines must be queued before the publisher closes).
     """
 
     def __init__(
@@ -91,6 +99,8 @@ class Publisher:
         backoff_initial: float = 0.05,
         backoff_max: float = 5.0,
         timeout: float = 10.0,
+        exit_timeout: float = 5.0,
+        flush_at_exit: bool = True,
     ):
         if not url or not isinstance(url, str):
             raise ValueError("url must be the hub's API URL, e.g. http://127.0.0.1:8888/taskstream/api")
@@ -102,6 +112,8 @@ class Publisher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.exit_timeout = exit_timeout
+        self._flush_at_exit_registered = not flush_at_exit
         #: What waits to be sent; bounded, see `Outbox`.
         self.outbox = Outbox(max_buffered, max_batch_events, max_batch_bytes)
         #: Random per process, so the hub can tell our batch numbers from another kernel's.
@@ -190,6 +202,9 @@ class Publisher:
                 # An empty context: the sender is never part of the task that first published.
                 contextvars.Context().run(thread.start)
                 self._thread = thread
+                if not self._flush_at_exit_registered:
+                    self._flush_at_exit_registered = True
+                    atexit.register(self.flush_at_exit)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -214,6 +229,11 @@ class Publisher:
         self._wake.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def flush_at_exit(self) -> None:
+        """At interpreter exit: send what is queued, for at most ``exit_timeout`` seconds."""
+        if not self._closing:
+            self.close(self.exit_timeout)
 
     # ---- the sender thread -------------------------------------------------------------
 
