@@ -87,3 +87,74 @@ async def test_a_refused_batch_keeps_its_good_lines_and_counts_the_refused_ones(
     assert [e["data"].get("dropped") for e in events if "dropped" in e["data"]] == [3]
     snap = (await client.get(f"{API}/tasks/refusal1")).json()
     assert snap["log_dropped"] == 3 and pub.dropped_lines == 3
+
+
+HEADLESS = """
+import jupyter_taskstream as ts
+with ts.task("headless", total=300) as task:
+    for i in range(300):
+        print(f"line {i}")
+        task.update(1)
+"""
+
+
+async def test_a_headless_script_flushes_its_ending_at_exit(jp_serverapp, api_url, registry, tmp_path):
+    # Issue 15, defect 12: the sender is a daemon thread; nothing flushed it at exit, so a
+    # script lost its last lines and its final status.
+    import asyncio
+    import os
+    import sys
+    import time
+
+    from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL
+
+    script = tmp_path / "headless.py"
+    script.write_text(HEADLESS)
+    env = {**os.environ, ENV_URL: api_url, ENV_SECRET: jp_serverapp.web_app.settings["taskstream_secret"],
+           "PYTHONPATH": os.pathsep.join(sys.path)}
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(sys.executable, str(script), env=env)
+    assert await asyncio.wait_for(proc.wait(), 60) == 0
+    assert time.monotonic() - started < 30
+    (task,) = [t for t in registry.tasks() if t.name == "headless"]
+    await wait_for(lambda: registry.snapshot(task.id)["status"] == "completed", 5)
+    assert task.current == task.total == 300
+    texts = [e.data["text"] for e in registry.event_log(task.id).after(0) if e.type == "log"]
+    assert texts == [f"line {i}" for i in range(300)]
+
+
+async def test_a_notebook_run_by_nbclient_ends_completed_in_the_hub_and_in_its_saved_output(
+    jp_serverapp, api_url, registry
+):
+    # Issue 15, defect 12, the notebook form: the kernel shuts down right after the last
+    # cell; the hub must hold the final status and every line, the saved output the end.
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "import jupyter_taskstream as ts\n"
+            "with ts.task('notebook run', total=40) as task:\n"
+            "    for i in range(40):\n"
+            "        print(f'nb line {i}')\n"
+            "        task.update(1)\n"
+        )
+    ]
+    client = NotebookClient(nb, timeout=60, kernel_name="python3")
+    import os
+
+    from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL
+
+    # As papermill or jupyter-scheduler would run it: a kernel of its own, told where the hub is.
+    secret = jp_serverapp.web_app.settings["taskstream_secret"]
+    await client.async_execute(env={**os.environ, ENV_URL: api_url, ENV_SECRET: secret})
+    (task,) = [t for t in registry.tasks() if t.name == "notebook run"]
+    await wait_for(lambda: registry.snapshot(task.id)["status"] == "completed", 10)
+    assert task.current == task.total == 40
+    texts = [e.data["text"] for e in registry.event_log(task.id).after(0) if e.type == "log"]
+    assert texts == [f"nb line {i}" for i in range(40)]
+    saved = nbformat.writes(nb)
+    outputs = nb.cells[0].outputs
+    plain = " ".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "completed" in plain and "100%" in plain.replace(" %", "%"), saved[-2000:]
