@@ -445,3 +445,12 @@ async def test_no_credential_reaches_any_log_line(client, server_url, jp_servera
             lg.setLevel(level)
     assert any("after" in line for line in records), "the bad request was not logged at all"
     assert not [line for line in records if token in line]
+
+
+async def test_a_body_that_is_not_utf_8_is_refused_with_400_even_an_encoded_surrogate(client):
+    # Found by tests/hub/test_fuzz.py: json.loads(bytes) decodes with "surrogatepass", so the
+    # bytes ED A0 80 became a lone surrogate that reached the store and answered 503.
+    for body in (b'{"name": "\xed\xa0\x80"}', b'{"name": "\xff"}', b'{"name": "\xc3\x28"}'):
+        r = await client.post(f"{API}/tasks", content=body, headers={"Content-Type": "application/json"})
+        assert_json_error(r, 400, "UTF-8")
+    assert (await client.get(f"{API}/tasks")).json() == {"tasks": []}
