@@ -39,7 +39,15 @@ class RestartRecovery:
             if not task.terminal:
                 self.orphans.add(task.id)
         merged.sort(key=lambda e: e.id)
-        registry.restore_all_events(merged, gone)
+        # The all-tasks log: the newest of them, and a trim point at the newest id known to
+        # be gone, so a resume from before it gets a snapshot, not a replay across the gap.
+        log = registry.all_events
+        kept = merged[-registry.retention_all_events :]
+        cut = merged[-len(kept) - 1].id if len(kept) < len(merged) else 0
+        log.trimmed_through = max(gone, cut)
+        for event in kept:
+            if event.id > log.trimmed_through:
+                log.append(event)
 
     def claimed(self, task_id: str) -> None:
         """The task is no orphan any more: its publisher came back, or it was removed."""

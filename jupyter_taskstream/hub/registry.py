@@ -250,11 +250,8 @@ class TaskRegistry(RegistryOptions):
         return failed
 
     def commit(self) -> Awaitable[None]:
-        """Await it to wait until every event emitted so far is stored and shown (durable stores).
-
-        Call it right after publishing: the events it answers for are those emitted since the
-        previous call, and an event the store refuses fails only the call it belongs to.
-        """
+        """Await it until every event emitted so far is stored and shown; call it right after
+        publishing (an event the store refuses fails only the call after it was emitted)."""
         return self._commit.commit()
 
     # ---- kernel commands -----------------------------------------------------------------
@@ -331,9 +328,8 @@ class TaskRegistry(RegistryOptions):
         """Take over a stored task and its stored events (restart recovery)."""
         self._tasks[task.id] = task
         log = self._logs[task.id] = self._new_log(task)
-        # What was trimmed before the restart stays gone; a crash between storing events and
-        # storing the trim that followed them leaves more on disk, trimmed (and counted) here.
-        log.trimmed_through = task.trimmed_through
+        # What was trimmed stays gone; a crash between storing events and storing their trim
+        log.trimmed_through = task.trimmed_through  # leaves more on disk, trimmed (and counted) here
         for event in events:
             if event.id > task.trimmed_through:
                 log.append(event)
@@ -341,19 +337,6 @@ class TaskRegistry(RegistryOptions):
         self._commit.show_as_stored(task)
         if task.terminal:
             self._finished.append(task.id)
-
-    def restore_all_events(self, events: list[Event], trimmed_through: int = 0) -> None:
-        """Refill the all-tasks log with stored events, oldest first (restart recovery).
-
-        ``trimmed_through``: the newest id known to be gone (trimmed from a task's log), so a
-        resume from before it gets a snapshot instead of a replay across the gap.
-        """
-        kept = events[-self.retention_all_events :]
-        cut = events[-len(kept) - 1].id if len(kept) < len(events) else 0
-        self.all_events.trimmed_through = max(trimmed_through, cut)
-        for event in kept:
-            if event.id > self.all_events.trimmed_through:
-                self.all_events.append(event)
 
     def close(self) -> None:
         """End every stream (server shutdown), cancel pending timers, close the store."""

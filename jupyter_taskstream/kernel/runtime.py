@@ -11,8 +11,8 @@ stream patching, no network) until the first task starts.
 
 from __future__ import annotations
 
-import atexit
 import asyncio
+import atexit
 import contextvars
 import inspect
 import linecache
