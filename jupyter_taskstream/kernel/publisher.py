@@ -16,9 +16,9 @@ keeps what matters within its bound (one warning when it drops lines).
 
 A batch the hub refuses (400) never takes its good lines with it: when the answer names an
 event (``events[12].data.stream ...``) that event is replaced by a marker of the lines it
-held and the rest is sent again; when it names a task spec, that spec goes; otherwise the
-batch is split in halves until the refused event is alone. What is finally refused counts
-in `dropped_lines` and reaches the hub as a ``dropped`` marker at the gap.
+held and the rest is sent again; when it names a task spec, that spec goes; a batch too
+large (413) is split in halves. What is finally refused counts in `dropped_lines` and,
+unless the hub refused the batch as a whole, reaches it as a ``dropped`` marker at the gap.
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ class Publisher:
         finally:
             client.close()
 
-    def _without_refused(self, batch: dict[str, Any], message: str) -> dict[str, Any] | None:
+    def _without_refused(self, batch: dict[str, Any], message: str, status: int) -> dict[str, Any] | None:
         """What to send instead of a refused batch, or None when nothing of it is left."""
         events, specs = batch["events"], batch["tasks"]
         named = re.search(r"\bevents\[(\d+)\]", message)
@@ -320,7 +320,13 @@ class Publisher:
             i = int(named.group(1))
             report_once(("refused-task", message[:80]), f"the hub refused a task ({message}); sent the rest")
             specs = [*specs[:i], *specs[i + 1 :]]
-        elif len(events) > 1:  # the answer names no part: halves, until the bad one is alone
+        elif status != 413:
+            # Refused as a whole (its protocol version, say): no part of it would pass, so it
+            # goes, but its lines are counted (the hub cannot be told; the kernel can).
+            for event in events:
+                self._lost(event)
+            return None
+        elif len(events) > 1:  # too large: halves, until what is left passes
             half = len(events) // 2
             self._parts.insert(0, {**batch, "tasks": [], "events": events[half:]})
             events = events[:half]
@@ -369,7 +375,7 @@ class Publisher:
             except ValueError:
                 message = response.text
             if status in (400, 413, 422):
-                rest = self._without_refused(batch, str(message))
+                rest = self._without_refused(batch, str(message), status)
                 if rest is not None:
                     return rest
             report_once(("rejected", status), f"the hub refused a batch of events ({status}: {message}); it was dropped")

@@ -396,3 +396,22 @@ def test_the_hand_off_reads_the_protocol_environment_names():
     pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
     assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
     assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None
+
+
+def test_a_batch_too_large_is_split_in_halves_and_all_of_it_arrives(recording_hub):
+    recording_hub.script = [413, 413]  # the batch, then its first half
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    pub.outbox.put_lines("t", "stdout", ["a", "b"])
+    pub.outbox.put(("event", {"task": "t", "type": "progress", "data": {"current": 1}}))
+    pub.outbox.put_lines("t", "stderr", ["c"])
+    pub.outbox.put(("event", {"task": "t", "type": "progress", "data": {"current": 2}}))
+    pub._poke()
+    assert pub.flush(5)
+    pub.close()
+    bodies = [body for _, _, body in recording_hub.bodies]
+    assert [len(b["events"]) for b in bodies] == [4, 2, 1, 1, 2]
+    delivered = [e for b in bodies[2:] for e in b["events"]]
+    assert [e["type"] for e in delivered] == ["log", "progress", "log", "progress"]
+    assert [b["seq"] for b in bodies[2:]] == sorted({b["seq"] for b in bodies[2:]})  # increasing, so none is a "retry"
+    assert pub.dropped_lines == 0
