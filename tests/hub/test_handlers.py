@@ -118,7 +118,7 @@ async def test_publish_validation_and_conflicts(client):
     # Nothing of a rejected batch was applied.
     assert (await client.get(f"{API}/tasks/{task['id']}/log")).json()["events"] == []
     assert_json_error(await client.post(url, content=b"{not json"), 400, "not valid JSON")
-    assert_json_error(await client.post(url, content=b"\xff\xfe"), 400, "not valid JSON")
+    assert_json_error(await client.post(url, content=b"\xff\xfe"), 400, "not valid UTF-8")
     assert_json_error(await client.post(url, json={"events": "x"}), 400, "events")
     assert_json_error(await client.post(url, json={"evnts": []}), 400, "evnts")
     assert_json_error(await client.post(url, json=[1]), 400, "body")
