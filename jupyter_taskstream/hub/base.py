@@ -176,8 +176,15 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
         if not body:
             raise web.HTTPError(400, "request body must be JSON")
         try:
-            data = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
+            # Strict UTF-8 first: json.loads(bytes) decodes with "surrogatepass", so the bytes of
+            # an encoded surrogate (ED A0 80) became a lone surrogate no check saw, and the
+            # store could not write it (a 503 found by the fuzz test, issue 15).
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise web.HTTPError(400, f"request body is not valid UTF-8: {e.reason} at byte {e.start}") from None
+        try:
+            data = json.loads(text)
+        except ValueError as e:
             raise web.HTTPError(400, f"request body is not valid JSON: {e}") from e
         except RecursionError:
             raise web.HTTPError(400, "request body is nested too deeply") from None

@@ -46,12 +46,13 @@ class CommitPipeline:
         self._touched: dict[str, TaskState] = {}
         #: what readers see of each task: (version, snapshot) as of the last commit
         self._shown: dict[str, tuple[int, dict]] = {}
-        self._waiters: list[tuple[int, asyncio.Future]] = []
+        self._waiters: list[tuple[int, int, asyncio.Future]] = []
+        self._asked_through = 0
         self._committer: asyncio.Task | None = None
 
     def start_at(self, last_event_id: int) -> None:
         """Everything up to ``last_event_id`` is stored already (what a previous run wrote)."""
-        self._committed_through = self._staged_through = last_event_id
+        self._committed_through = self._staged_through = self._asked_through = last_event_id
 
     def release(self, event: Event, task: TaskState | None, persist: bool = True) -> None:
         """Show an event now (memory store) or once the store has committed it."""
@@ -84,47 +85,92 @@ class CommitPipeline:
         self._shown.pop(task_id, None)
         self._staged = [(e, p) for e, p in self._staged if e.task != task_id]
 
-    async def commit(self) -> None:
-        """Wait until every event emitted so far is stored and shown (durable stores)."""
+    def commit(self) -> asyncio.Future:
+        """A future that resolves once every event emitted so far is stored and shown.
+
+        Registered at the call, not at the first await: the caller's events are those emitted
+        since the previous caller asked, and a failed event fails only its caller.
+        """
+        fut = asyncio.get_running_loop().create_future()
         target = self._staged_through
         if self._committed_through >= target:
-            return
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append((target, fut))
-        await fut
+            fut.set_result(None)
+            return fut
+        self._waiters.append((self._asked_through, target, fut))
+        self._asked_through = target
+        return fut
 
     async def _commit_staged(self) -> None:
         # One write at a time: what is emitted during a write goes into the next one together.
-        while self._staged:
+        # A log trimmed during fan-out touches its task without an event: its record (the
+        # new log_dropped and trimmed_through) is written by the next round, events or not.
+        while self._staged or self._touched:
             staged, self._staged = self._staged, []
             touched, self._touched = self._touched, {}
-            through = staged[-1][0].id
+            through = staged[-1][0].id if staged else self._committed_through
             # Taken now, with no await in between: exactly the state these events lead to.
             shown = {t.id: (t.version, t.snapshot()) for t in touched.values()}
+            persisted = [e for e, persist in staged if persist]
+            records = [t.to_record() for t in touched.values()]
             try:
-                await self.store.write(
-                    [e for e, persist in staged if persist], [t.to_record() for t in touched.values()], through
-                )
+                await self.store.write(persisted, records, through)
+                failed: dict[int, Exception] = {}
             except Exception as e:
-                self._logger.error("taskstream: %d events could not be stored and were not sent: %s", len(staged), e)
-                self._settle_waiters(through, StoreError(f"the task database could not be written: {e}"))
-                continue
+                # One bad event must not fail everything that was committed with it: find it.
+                self._logger.warning("taskstream: a group of %d events could not be stored (%s); "
+                                     "storing them apart to find the one that fails", len(persisted), e)
+                failed = await self._store_apart(persisted, records, through)
+            if failed:
+                staged = [(e, p) for e, p in staged if e.id not in failed]
             self._fan_out([e for e, _ in staged if e.type == "deleted" or e.task in self._logs])
             for task_id, (version, snap) in shown.items():
                 if task_id in self._tasks:
-                    snap["last_event_id"] = self._tasks[task_id].last_event_id
+                    task = self._tasks[task_id]
+                    snap["last_event_id"] = task.last_event_id
+                    # The fan-out just trimmed the log: readers see the count of what it cut.
+                    snap["log_dropped"] = task.log_dropped
                     self._shown[task_id] = (version, snap)
             self._committed_through = through
-            self._settle_waiters(through, None)
+            self._settle_waiters(through, failed)
 
-    def _settle_waiters(self, through: int, error: Exception | None) -> None:
+    async def _store_apart(self, events: list[Event], records: list[dict], through: int) -> dict[int, Exception]:
+        """Store ``events`` in halves down to the ones that fail; returns those, by id."""
+        failed: dict[int, Exception] = {}
+
+        async def store(part: list[Event]) -> None:
+            try:
+                await self.store.write(part, [], part[-1].id)
+            except Exception as e:
+                if len(part) == 1:
+                    event = part[0]
+                    self._logger.error("taskstream: event %d (%s) of task %s could not be stored and is not "
+                                       "shown: %s", event.id, event.type, event.task, e)  # fmt: skip
+                    failed[event.id] = e
+                    return
+                await store(part[: len(part) // 2])
+                await store(part[len(part) // 2 :])
+
+        if events:
+            await store(events)
+        for record in records:
+            try:
+                await self.store.write([], [record], through)
+            except Exception as e:
+                self._logger.error("taskstream: the record of task %s could not be stored: %s", record.get("id"), e)
+        return failed
+
+    def _settle_waiters(self, through: int, failed: dict[int, Exception]) -> None:
+        """Answer the callers waiting for ids up to ``through``: an error to those whose events failed."""
         waiting = []
-        for target, fut in self._waiters:
+        for since, target, fut in self._waiters:
             if target > through:
-                waiting.append((target, fut))
-            elif not fut.done():
-                if error is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(error)
+                waiting.append((since, target, fut))
+                continue
+            mine = [e for event_id, e in failed.items() if since < event_id <= target]
+            if fut.done():
+                continue
+            if mine:
+                fut.set_exception(StoreError(f"the task database could not store an event: {mine[0]}"))
+            else:
+                fut.set_result(None)
         self._waiters = waiting

@@ -29,15 +29,25 @@ class RestartRecovery:
     def restore(self, registry: TaskRegistry, state: LoadedState) -> None:
         """Hand the registry every stored task with its events, in their original order."""
         merged: list[Event] = []
+        gone = 0
         for record in state.tasks:
             task = TaskState.from_record(record)
             events = [Event(event_id, task.id, etype, data) for event_id, etype, data in state.events.get(task.id, [])]
             registry.adopt(task, events)
-            merged.extend(events)
+            gone = max(gone, task.trimmed_through)
+            merged.extend(e for e in events if e.id > task.trimmed_through)
             if not task.terminal:
                 self.orphans.add(task.id)
         merged.sort(key=lambda e: e.id)
-        registry.restore_all_events(merged)
+        # The all-tasks log: the newest of them, and a trim point at the newest id known to
+        # be gone, so a resume from before it gets a snapshot, not a replay across the gap.
+        log = registry.all_events
+        kept = merged[-registry.retention_all_events :]
+        cut = merged[-len(kept) - 1].id if len(kept) < len(merged) else 0
+        log.trimmed_through = max(gone, cut)
+        for event in kept:
+            if event.id > log.trimmed_through:
+                log.append(event)
 
     def claimed(self, task_id: str) -> None:
         """The task is no orphan any more: its publisher came back, or it was removed."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from typing import Any, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable
 
 from traitlets import Callable as CallableTrait
 from traitlets import Instance, default
@@ -49,8 +49,6 @@ class TaskRegistry(RegistryOptions):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        if self.store.retention_events is None:
-            self.store.retention_events = self.retention_events  # the same retention on disk
         self._tasks: OrderedDict[str, TaskState] = OrderedDict()
         self._logs: dict[str, EventLog] = {}
         self._finished: deque[str] = deque()
@@ -199,6 +197,12 @@ class TaskRegistry(RegistryOptions):
             elif etype == "log":
                 task.apply(etype, data, now)
                 stream = data["stream"]
+                if "dropped" in data:
+                    # Lines lost before they reached the hub (a kernel's full outbox, a refused
+                    # batch): counted where readers look, and marked at the gap.
+                    task.log_dropped += data["dropped"]
+                    self._emit(task, "log", data)
+                    continue
                 # A batch of lines from a publisher becomes one event per line, each with its id.
                 for line in data["lines"] if "lines" in data else (data["text"],):
                     for text in split_utf8(line, self.max_log_event_bytes):
@@ -245,9 +249,10 @@ class TaskRegistry(RegistryOptions):
         self._commands.close(kernel_id)
         return failed
 
-    async def commit(self) -> None:
-        """Wait until every event emitted so far is stored and shown (durable stores)."""
-        await self._commit.commit()
+    def commit(self) -> Awaitable[None]:
+        """Await it until every event emitted so far is stored and shown; call it right after
+        publishing (an event the store refuses fails only the call after it was emitted)."""
+        return self._commit.commit()
 
     # ---- kernel commands -----------------------------------------------------------------
 
@@ -323,17 +328,15 @@ class TaskRegistry(RegistryOptions):
         """Take over a stored task and its stored events (restart recovery)."""
         self._tasks[task.id] = task
         log = self._logs[task.id] = self._new_log(task)
+        # What was trimmed stays gone; a crash between storing events and storing their trim
+        log.trimmed_through = task.trimmed_through  # leaves more on disk, trimmed (and counted) here
         for event in events:
-            log.append(event)
+            if event.id > task.trimmed_through:
+                log.append(event)
         task.last_event_id = max(task.last_event_id, log.last_id)
         self._commit.show_as_stored(task)
         if task.terminal:
             self._finished.append(task.id)
-
-    def restore_all_events(self, events: list[Event]) -> None:
-        """Refill the all-tasks log with stored events, oldest first (restart recovery)."""
-        for event in events[-self.retention_all_events :]:
-            self.all_events.append(event)
 
     def close(self) -> None:
         """End every stream (server shutdown), cancel pending timers, close the store."""
@@ -376,7 +379,12 @@ class TaskRegistry(RegistryOptions):
 
     def _new_log(self, task: TaskState) -> EventLog:
         def trimmed(events: list[Event]) -> None:
-            task.log_dropped += sum(1 for e in events if e.type == "log")
+            # Counted here, once, and stored with the record: the store deletes exactly these
+            # events when it writes the record, so memory and disk keep the same log.
+            # A marker of lines dropped earlier is no line: its count is in log_dropped already.
+            task.log_dropped += sum(1 for e in events if e.type == "log" and "dropped" not in e.data)
+            task.trimmed_through = events[-1].id
+            task.version += 1
             self._commit.touch(task)
 
         return EventLog(self.retention_events, on_trim=trimmed)

@@ -46,16 +46,18 @@ class TaskStore(LoggingConfigurable):
 
     #: True when events must wait for `write` before they are shown to anyone.
     durable = False
-    #: Events kept per task, or None to keep all. Not an option of its own: the registry that
-    #: owns the store sets its ``retention_events`` here, so retention is the same on disk.
-    retention_events: int | None = None
 
     def open(self) -> LoadedState:
         """Load what a previous run left; a memory store starts empty."""
         return LoadedState()
 
     async def write(self, events: list, tasks: list[dict], last_event_id: int) -> None:
-        """Persist new events (and the records of the tasks they touched) before fan-out."""
+        """Persist new events (and the records of the tasks they touched) before fan-out.
+
+        A record's ``trimmed_through`` says which of its task's events the registry's log
+        trimmed: a store keeps no event of that task up to that id. Retention is decided in
+        one place (the log), so a restart loads exactly the log it left, with its count.
+        """
 
     def delete(self, task_id: str) -> None:
         """Forget a task and its events."""
@@ -96,13 +98,11 @@ class SQLiteStore(TaskStore):
 
     path = Unicode(help="The database file.")
 
-    def __init__(self, *, retention_events: int | None = None, **kwargs: Any):
+    def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.retention_events = retention_events
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
-        self._counts: dict[str, int] = {}
         self._seq = 0
 
     # ---- start -------------------------------------------------------------------------
@@ -160,7 +160,6 @@ class SQLiteStore(TaskStore):
         for event_id, task_id, etype, data in db.execute("SELECT id, task, type, data FROM events ORDER BY id"):
             if task_id in state.events:
                 state.events[task_id].append((event_id, etype, json.loads(data)))
-        self._counts = {task_id: len(events) for task_id, events in state.events.items()}
         return state
 
     # ---- the hot path --------------------------------------------------------------------
@@ -197,16 +196,26 @@ class SQLiteStore(TaskStore):
                 except queue.Empty:
                     break
             stop = any(op[0] == "stop" for op in ops)
+            work = [op for op in ops if op[0] != "stop"]
+            errors: dict[int, BaseException] = {}
             try:
-                self._apply([op for op in ops if op[0] != "stop"])
-                error = None
+                self._apply(work)
             except Exception as e:  # a full disk, say: tell the waiters instead of dying silently
-                self.log.error("taskstream: writing the task database failed: %s", e)
-                error = e
+                if len(work) == 1:
+                    self.log.error("taskstream: writing the task database failed: %s", e)
+                    errors[id(work[0])] = e
+                else:
+                    # One request's bad op must not fail the others grouped with it: one by one.
+                    for op in work:
+                        try:
+                            self._apply([op])
+                        except Exception as e:
+                            self.log.error("taskstream: writing the task database failed (%s): %s", op[0], e)
+                            errors[id(op)] = e
             for op in ops:
                 if op[0] == "write":
                     loop, done = op[4], op[5]
-                    loop.call_soon_threadsafe(_settle, done, error)
+                    loop.call_soon_threadsafe(_settle, done, errors.get(id(op)))
             if stop:
                 return
 
@@ -217,7 +226,7 @@ class SQLiteStore(TaskStore):
         assert db is not None
         db.execute("BEGIN")
         try:
-            touched: set[str] = set()
+            trims: dict[str, int] = {}
             last_id = None
             for op in ops:
                 if op[0] == "write":
@@ -229,18 +238,16 @@ class SQLiteStore(TaskStore):
                             "ON CONFLICT(id) DO UPDATE SET record = excluded.record",
                             (record["id"], self._seq, json.dumps(record, ensure_ascii=False)),
                         )
+                        if record.get("trimmed_through"):
+                            trims[record["id"]] = record["trimmed_through"]
                     db.executemany("INSERT OR REPLACE INTO events (id, task, type, data) VALUES (?, ?, ?, ?)", rows)
-                    for row in rows:
-                        self._counts[row[1]] = self._counts.get(row[1], 0) + 1
-                        touched.add(row[1])
                     last_id = last_event_id
                 else:
                     task_id = op[1]
                     db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                     db.execute("DELETE FROM events WHERE task = ?", (task_id,))
-                    self._counts.pop(task_id, None)
-                    touched.discard(task_id)
-            self._prune(touched)
+                    trims.pop(task_id, None)
+            self._prune(trims)
             if last_id is not None:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('last_event_id', ?) "
@@ -252,22 +259,14 @@ class SQLiteStore(TaskStore):
             db.execute("ROLLBACK")
             raise
 
-    def _prune(self, touched: set[str]) -> None:
-        """Keep at most ``retention_events`` per task, deleting in chunks so it stays cheap."""
-        if self.retention_events is None:
-            return
-        slack = max(16, self.retention_events // 8)
-        for task_id in touched:
-            if self._counts.get(task_id, 0) <= self.retention_events + slack:
-                continue
-            db = self._db
-            row = db.execute(
-                "SELECT id FROM events WHERE task = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                (task_id, self.retention_events - 1),
-            ).fetchone()
-            if row is not None:
-                db.execute("DELETE FROM events WHERE task = ? AND id < ?", (task_id, row[0]))
-            self._counts[task_id] = self.retention_events
+    def _prune(self, trims: dict[str, int]) -> None:
+        """Delete what the registry's logs trimmed: the events up to each record's ``trimmed_through``.
+
+        In the same transaction as the record that counts them in ``log_dropped``: disk and
+        memory keep the same events, and the count always matches what is gone.
+        """
+        for task_id, through in trims.items():
+            self._db.execute("DELETE FROM events WHERE task = ? AND id <= ?", (task_id, through))
 
 
 def lock_exclusively(path: str) -> tuple[bool, Any]:

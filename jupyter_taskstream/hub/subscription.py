@@ -4,6 +4,11 @@ SSE streams and long-polls read a task's log (or the all-tasks log, or a kernel'
 log) through a `Subscription`. No per-reader queue: the reader's cursor points into the
 shared log, and the backlog bounds how far behind it may fall before it is dropped (it
 then reconnects and resumes by id).
+
+What the log already held when the reader came (the replay of a resume) is not "falling
+behind": it goes out in chunks of at most ``backlog`` events, each after the previous one
+was written, so a resume from any retained id always makes progress (a replay larger than
+the backlog once dropped the reader before its first byte, and it reconnected forever).
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ class Subscription:
     events from its append loop (one call per wake-up, however many events it holds).
     """
 
-    __slots__ = ("log", "cursor", "backlog", "closed", "paused", "_deliver", "_on_end", "_forget", "_logger")
+    __slots__ = ("log", "cursor", "backlog", "replay_through", "closed", "paused", "_deliver", "_on_end", "_forget",
+                 "_logger")  # fmt: skip
 
     def __init__(
         self,
@@ -45,6 +51,8 @@ class Subscription:
         self.log = log
         self.cursor = cursor
         self.backlog = backlog
+        #: the newest event when the reader came: up to it, the replay goes out in chunks
+        self.replay_through = log.last_id
         self.closed = False
         #: a push reader whose last delivery is still being written: it catches up later
         self.paused = False
@@ -55,18 +63,21 @@ class Subscription:
         self._logger = logger
 
     def take(self) -> list[Event]:
-        """The events after the cursor (maybe none), moving the cursor past them.
+        """The events after the cursor (maybe none, at most ``backlog``), moving the cursor past them.
 
-        Raises `SubscriberTooSlow` when more events wait than the backlog allows, or some
-        were trimmed before being read.
+        Raises `SubscriberTooSlow` when more events appended since the reader came wait than
+        the backlog allows, or some were trimmed before being read. A longer replay of what
+        the log held when it came is returned a chunk at a time instead.
         """
         try:
             events = self.log.after(self.cursor)
         except Gap as e:
             raise SubscriberTooSlow(self.cursor) from e
+        if len(events) > self.backlog:
+            if events[-self.backlog - 1].id > self.replay_through:
+                raise SubscriberTooSlow(len(events))  # more than a backlog of live events waits
+            events = events[: self.backlog]
         if events:
-            if len(events) > self.backlog:
-                raise SubscriberTooSlow(len(events))
             self.cursor = events[-1].id
         return events
 
@@ -93,8 +104,12 @@ class Subscription:
         if self.closed or self.paused or self._deliver is None:
             return
         try:
-            events = self.take()
-            if events:
+            # Chunk after chunk while the socket takes them at once; a chunk still being
+            # written pauses the reader, and `resume` comes back here for the next one.
+            while not self.closed and not self.paused:
+                events = self.take()
+                if not events:
+                    break
                 self.paused = bool(self._deliver(events))
         except (SubscriberTooSlow, StreamClosed) as e:
             self.close(e)  # too slow, or its client went away: this reader ends, no one else

@@ -4,7 +4,10 @@ Producers (task threads, the view pump) only append to a `collections.deque`, wh
 thread-safe for append/popleft in CPython: an asynchronous `TaskCancelled` landing in a task
 thread cannot leave a lock held here. The buffer counts events as the hub counts them (one
 per log line). Beyond ``max_buffered``, older progress of a task is replaced by its latest
-value and the oldest log lines are dropped, keeping task specs and statuses. `take` cuts
+value and the oldest log lines are dropped, keeping task specs and statuses; each run of
+dropped lines of a task's stream leaves one marker event in its place (a ``log`` event with
+``dropped``: N and the text ``… N lines dropped …``), so the hub counts them in
+``log_dropped`` and readers see the gap where it is. `take` cuts
 the next batch by event count and approximate size, merging consecutive lines of one task
 and stream into one ``log`` event whose ``lines`` holds them.
 """
@@ -14,6 +17,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 from typing import Any
+
+from ..protocol import dropped_marker
 
 __all__ = ["Outbox"]
 
@@ -95,25 +100,54 @@ class Outbox:
             ]  # fmt: skip
             # Shed to three quarters, so the next shed is many events away.
             excess = len(kept) + self._extra_lines - self.max_buffered * 3 // 4
-            out = []
+            out: list[Item] = []
+            #: where in ``out`` the marker of the gap open in each task's stream is
+            gaps: dict[tuple[str, str], int] = {}
             for item in kept:
-                if excess > 0 and item[0] == "event" and item[1]["type"] == "log":
+                if item[0] == "event" and item[1]["type"] == "log":
                     data = item[1]["data"]
-                    lines = data.get("lines")
-                    if lines is None or len(lines) <= excess:
-                        n = 1 if lines is None else len(lines)
-                        excess -= n
-                        self.dropped_lines += n
-                        continue
-                    # Part of a batch of lines goes: its oldest.
-                    self.dropped_lines += excess
-                    item = ("event", {**item[1], "data": {**data, "lines": lines[excess:]}})
-                    excess = 0
+                    key = (item[1]["task"], data["stream"])
+                    if "dropped" in data:  # a marker from an earlier shed
+                        if key in gaps:
+                            self._mark(out, gaps, key, data["dropped"])
+                            continue
+                        gaps[key] = len(out)
+                    elif excess > 0:
+                        lines = data.get("lines")
+                        if lines is None or len(lines) <= excess:
+                            n = 1 if lines is None else len(lines)
+                            excess -= n
+                            self.dropped_lines += n
+                            self._mark(out, gaps, key, n)
+                            continue
+                        # Part of a batch of lines goes: its oldest.
+                        self.dropped_lines += excess
+                        self._mark(out, gaps, key, excess)
+                        item = ("event", {**item[1], "data": {**data, "lines": lines[excess:]}})
+                        excess = 0
+                        gaps.pop(key, None)
+                    else:
+                        gaps.pop(key, None)  # a kept line closes the gap: a later one gets its own marker
                 out.append(item)
             self._extra_lines = sum(
                 len(p["data"]["lines"]) - 1 for kind, p in out if kind == "event" and "lines" in p["data"]
             )
             self._queue.extendleft(reversed(out))
+
+    def mark_dropped(self, task_id: str, stream: str, count: int) -> None:
+        """Queue a marker of ``count`` lines of a task's stream lost elsewhere (a refused batch)."""
+        self.put(("event", {"task": task_id, "type": "log", "data": _marker(stream, count)}))
+
+    @staticmethod
+    def _mark(out: list[Item], gaps: dict[tuple[str, str], int], key: tuple[str, str], count: int) -> None:
+        """Count ``count`` more dropped lines into the open gap's marker, or open one here."""
+        at = gaps.get(key)
+        if at is None:
+            gaps[key] = len(out)
+            out.append(("event", {"task": key[0], "type": "log", "data": _marker(key[1], count)}))
+            return
+        payload = out[at][1]
+        out[at] = ("event", {**payload, "data": _marker(key[1], payload["data"]["dropped"] + count)})
 
     def take(self) -> tuple[list[dict], list[dict], int] | None:
         """The next batch as ``(specs, events, event_count)``, or None when nothing is queued."""
@@ -157,12 +191,17 @@ class Outbox:
                 last = events[-1] if events else None
                 if (
                     last is not None and last["task"] == payload["task"] and "lines" in last["data"]
+                    and "dropped" not in last["data"]
                     and last["data"]["stream"] == payload["data"]["stream"]
                 ):  # fmt: skip
                     last["data"]["lines"] += lines  # consecutive lines of one stream: one event
                 else:
                     events.append({**payload, "data": {**payload["data"], "lines": list(lines)}})
         return specs, events, count
+
+
+def _marker(stream: str, count: int) -> dict:
+    return {"stream": stream, "text": dropped_marker(count), "dropped": count}
 
 
 def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> int:

@@ -13,20 +13,30 @@ registers a drain (`output_waiting`) that the sender calls before it takes the n
 so lines printed while a request was in flight leave together with the next one. When the
 hub is unreachable, batches are retried with capped exponential backoff while the outbox
 keeps what matters within its bound (one warning when it drops lines).
+
+A batch the hub refuses (400) never takes its good lines with it: when the answer names an
+event (``events[12].data.stream ...``) that event is replaced by a marker of the lines it
+held and the rest is sent again; when it names a task spec, that spec goes; a batch too
+large (413) is split in halves. What is finally refused counts in `dropped_lines` and,
+unless the hub refused the batch as a whole, reaches it as a ``dropped`` marker at the gap.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextvars
 import json
 import os
 import queue
+import re
 import secrets
 import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..protocol import ENV_SECRET, ENV_URL, PROTOCOL_VERSION, SECRET_HEADER, replace_lone_surrogates
+from ..protocol import (
+    ENV_SECRET, ENV_URL, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker, replace_lone_surrogates,
+)  # fmt: skip
 from .diagnostics import quiet_thread, report_once
 from .outbox import Outbox
 
@@ -68,6 +78,13 @@ class Publisher:
         First and longest wait between retries, in seconds.
     timeout : float
         Seconds one request may take.
+    exit_timeout : float
+        Seconds the interpreter's exit waits for what is queued to reach the hub: a script,
+        papermill or nbclient run would otherwise lose its last lines and final status
+        (the sender is a daemon thread), and a hub that is down must not hang the exit.
+    flush_at_exit : bool
+        Register that flush with `atexit`; a runtime that owns the publisher registers its
+        own (its last captured lines must be queued before the publisher closes).
     """
 
     def __init__(
@@ -82,6 +99,8 @@ class Publisher:
         backoff_initial: float = 0.05,
         backoff_max: float = 5.0,
         timeout: float = 10.0,
+        exit_timeout: float = 5.0,
+        flush_at_exit: bool = True,
     ):
         if not url or not isinstance(url, str):
             raise ValueError("url must be the hub's API URL, e.g. http://127.0.0.1:8888/taskstream/api")
@@ -93,6 +112,8 @@ class Publisher:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.timeout = timeout
+        self.exit_timeout = exit_timeout
+        self._flush_at_exit_registered = not flush_at_exit
         #: What waits to be sent; bounded, see `Outbox`.
         self.outbox = Outbox(max_buffered, max_batch_events, max_batch_bytes)
         #: Random per process, so the hub can tell our batch numbers from another kernel's.
@@ -111,6 +132,10 @@ class Publisher:
         self._in_flight = 0
         self._batch_events = 0
         self._seq = 0
+        #: halves of a refused batch still to send, before anything newly queued
+        self._parts: list[dict[str, Any]] = []
+        #: log lines of events the hub refused (counted in `dropped_lines`)
+        self.refused_lines = 0
         self._skipped: set[str] = set()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -119,8 +144,8 @@ class Publisher:
 
     @property
     def dropped_lines(self) -> int:
-        """Log lines dropped because the hub did not keep up."""
-        return self.outbox.dropped_lines
+        """Log lines dropped: shed because the hub did not keep up, or refused by it."""
+        return self.outbox.dropped_lines + self.refused_lines
 
     @classmethod
     def from_environment(
@@ -181,6 +206,9 @@ class Publisher:
                 # An empty context: the sender is never part of the task that first published.
                 contextvars.Context().run(thread.start)
                 self._thread = thread
+                if not self._flush_at_exit_registered:
+                    self._flush_at_exit_registered = True
+                    atexit.register(self.flush_at_exit)
 
     # ---- lifecycle ---------------------------------------------------------------------
 
@@ -188,7 +216,7 @@ class Publisher:
         """Wait until everything queued so far was sent (or dropped); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._drained:
-            while self.outbox or self._in_flight or self._sources:
+            while self.outbox or self._in_flight or self._sources or self._parts:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
@@ -205,6 +233,11 @@ class Publisher:
         self._wake.put(None)
         if self._thread is not None:
             self._thread.join(timeout)
+
+    def flush_at_exit(self) -> None:
+        """At interpreter exit: send what is queued, for at most ``exit_timeout`` seconds."""
+        if not self._closing:
+            self.close(self.exit_timeout)
 
     # ---- the sender thread -------------------------------------------------------------
 
@@ -245,6 +278,9 @@ class Publisher:
         batch = None
         try:
             while True:
+                if batch is None and self._parts:
+                    self._seq += 1  # numbered when sent: the hub takes a lower number for a retry
+                    batch = {**self._parts.pop(0), "seq": self._seq}
                 if batch is None:
                     self._wake_pending = False
                     batch = self._take()
@@ -258,11 +294,15 @@ class Publisher:
                         except queue.Empty:
                             pass
                         continue
-                if self._send(client, batch) == _RETRY:
+                result = self._send(client, batch)
+                if result == _RETRY:
                     if self._closing and time.monotonic() >= self._give_up_at:
                         return
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self.backoff_max)
+                    continue
+                if isinstance(result, dict):  # what is left of a refused batch: at once
+                    batch = result
                     continue
                 backoff = self.backoff_initial
                 batch = None
@@ -272,7 +312,51 @@ class Publisher:
         finally:
             client.close()
 
-    def _send(self, client: Any, batch: dict[str, Any]) -> str:
+    def _without_refused(self, batch: dict[str, Any], message: str, status: int) -> dict[str, Any] | None:
+        """What to send instead of a refused batch, or None when nothing of it is left."""
+        events, specs = batch["events"], batch["tasks"]
+        named = re.search(r"\bevents\[(\d+)\]", message)
+        if named and int(named.group(1)) < len(events):
+            i = int(named.group(1))
+            report_once(("refused-event", message[:80]), f"the hub refused an event ({message}); sent the rest")
+            events = [*events[:i], *self._lost(events[i]), *events[i + 1 :]]
+        elif (named := re.search(r"\btasks\[(\d+)\]", message)) and int(named.group(1)) < len(specs):
+            i = int(named.group(1))
+            report_once(("refused-task", message[:80]), f"the hub refused a task ({message}); sent the rest")
+            specs = [*specs[:i], *specs[i + 1 :]]
+        elif status != 413:
+            # Refused as a whole (its protocol version, say): no part of it would pass, so it
+            # goes, but its lines are counted (the hub cannot be told; the kernel can).
+            for event in events:
+                self._lost(event)
+            return None
+        elif len(events) > 1:  # too large: halves, until what is left passes
+            half = len(events) // 2
+            self._parts.insert(0, {**batch, "tasks": [], "events": events[half:]})
+            events = events[:half]
+        elif events:
+            report_once(("refused-event", message[:80]), f"the hub refused an event ({message})")
+            events = self._lost(events[0])
+        else:
+            return None
+        if not events and not specs:
+            return None
+        self._seq += 1  # a new body: the hub must not take it for a retry of the refused one
+        return {**batch, "seq": self._seq, "tasks": specs, "events": events}
+
+    def _lost(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """A refused event's replacement: a marker of the lines it held (none for others)."""
+        data = event.get("data") if isinstance(event, dict) else None
+        if event.get("type") != "log" or not isinstance(data, dict) or "dropped" in data:
+            return []  # progress and statuses are superseded by later ones; a marker counted already
+        lines = data.get("lines")
+        count = len(lines) if isinstance(lines, list) else 1
+        self.refused_lines += count
+        stream = data.get("stream") if data.get("stream") in LOG_STREAMS else "stdout"
+        marker = {"stream": stream, "text": dropped_marker(count), "dropped": count}
+        return [{"task": event.get("task"), "type": "log", "data": marker}]
+
+    def _send(self, client: Any, batch: dict[str, Any]) -> str | dict[str, Any]:
         import httpx
 
         try:
@@ -298,6 +382,10 @@ class Publisher:
                 message = response.json().get("message", response.text)
             except ValueError:
                 message = response.text
+            if status in (400, 413, 422):
+                rest = self._without_refused(batch, str(message), status)
+                if rest is not None:
+                    return rest
             report_once(
                 ("rejected", status),
                 f"the hub refused a batch of events ({status}: {message}); it was dropped",

@@ -12,6 +12,7 @@ stream patching, no network) until the first task starts.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import inspect
 import linecache
@@ -189,6 +190,12 @@ class Runtime:
             self.publisher.close(timeout)
         self._pump.stop(timeout)
 
+    def _at_exit(self, publisher: Publisher) -> None:
+        """Interpreter exit (a script, papermill, nbclient): the last lines and statuses out,
+        within the publisher's ``exit_timeout``; the sender is a daemon thread nothing waits for."""
+        self._pump.run_once()
+        publisher.flush_at_exit()
+
     # ---- called by tasks ----------------------------------------------------------------
 
     def task_started(self, task: Task) -> None:
@@ -273,12 +280,14 @@ class Runtime:
                         max_batch_events=c.max_batch_events,
                         backoff_max=c.max_backoff,
                         timeout=c.request_timeout,
+                        flush_at_exit=False,  # `_at_exit` below: captured lines first, then the flush
                     )
             else:
                 self.publisher = self._publisher_arg  # type: ignore[assignment]
             pub = self.publisher
             if pub is not None:
                 pub.on_problem = self.show_problem
+                atexit.register(self._at_exit, pub)
             if pub is not None and self._kernel_id and self._want_commands:
                 self.commands = CommandListener(
                     pub.url, pub.secret, self._kernel_id, self.handle_command, backoff_max=self.config.max_backoff
@@ -317,7 +326,7 @@ def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
         outcome = e
     while True:
         try:
-            task.finish(outcome, result)
+            task.finish(outcome, result, owned=True)
             return
         except TaskCancelled as late:
             # An interrupt landed after the body but before finish closed the door; the

@@ -18,8 +18,10 @@ own problems, shown in the task); `cancelled_error`.
 from __future__ import annotations
 
 import concurrent.futures
+import copy
 import threading
 import time
+import traceback
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -158,8 +160,14 @@ class TaskCore(TaskHooks):
         """Record the thread and frame the task's code runs in, for the grace-period interrupt."""
         self._interrupter.bind(thread_id, frame)
 
-    def finish(self, exc: BaseException | None = None, result: Any = None) -> bool:
-        """Enter the terminal status for ``exc`` (None: completed); False if it had ended already."""
+    def finish(self, exc: BaseException | None = None, result: Any = None, *, owned: bool = False) -> bool:
+        """Enter the terminal status for ``exc`` (None: completed); False if it had ended already.
+
+        ``owned``: the exception reached no one but the runtime (a `run` thread caught it), so
+        its frames may be cleared; otherwise the task keeps a copy without a traceback.
+        Either way the formatted traceback is in the task's error, and no frame of the failed
+        code (nor the objects its locals held) outlives the user's own references.
+        """
         self._interrupter.close()
         runtime = self._resolve_runtime()
         with self._lock:
@@ -192,7 +200,7 @@ class TaskCore(TaskHooks):
                 data["error"] = error
             state.apply("status", data, runtime.wall())
             self._report.status(data)
-            self._result, self._exception = result, exc
+            self._result, self._exception = result, _detached(exc, owned)
             children = list(self._children)
             self._children.clear()
             self._driver = None
@@ -391,3 +399,29 @@ class TaskCore(TaskHooks):
         bars = None if self._bars is None else self._bars.key()
         return (s.status, self._cancel_requested, s.current, s.total, s.message, s.rate, self._log.count, self._log.partial_raw, bars)
 
+
+def _detached(exc: BaseException | None, owned: bool) -> BaseException | None:
+    """``exc`` as a finished task keeps it: without live frames (a failed training cell's model
+    and its GPU memory must go with the user's ``del``, not with the 1,000th task after)."""
+    if exc is None:
+        return None
+    if not owned:
+        # The exception is the caller's (it propagates on from a ``with`` block or a cell):
+        # its frames stay for a debugger, the task keeps the same error without them.
+        try:
+            kept = copy.copy(exc)
+        except Exception:
+            kept = None
+        if type(kept) is type(exc):
+            kept.__traceback__ = kept.__cause__ = kept.__context__ = None
+            return kept
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        if owned and current is exc and tb is not None:
+            tb = current.__traceback__ = tb.tb_next  # the runner's own frame (it holds the arguments)
+        traceback.clear_frames(tb)
+        current = current.__cause__ or current.__context__
+    return exc

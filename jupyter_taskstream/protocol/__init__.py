@@ -39,6 +39,7 @@ from .wire import (
     STATUSES,
     TERMINAL_STATUSES,
     display_status,
+    dropped_marker,
     iso_time,
     new_task_id,
 )
@@ -46,7 +47,7 @@ from .wire import (
 __all__ = [
     "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
-    "TaskState", "check_count", "check_fields", "check_unit", "display_status", "eta", "iso_time",
+    "TaskState", "check_count", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",
     "validate_name", "validate_task_id", "validate_task_spec",
 ]  # fmt: skip

@@ -62,7 +62,7 @@ class TaskState:
     __slots__ = (
         "id", "name", "status", "current", "total", "unit", "rate", "eta", "message",
         "kernel_id", "created", "started", "finished", "error", "cancel_requested",
-        "last_event_id", "version", "log_dropped", "_rate_sample", "bars", "_bars_changed",
+        "last_event_id", "version", "log_dropped", "trimmed_through", "_rate_sample", "bars", "_bars_changed",
     )  # fmt: skip
 
     def __init__(self, task_id: str, name: str, *, now: float, total=None, unit="it", kernel_id=None):
@@ -86,6 +86,9 @@ class TaskState:
         self.version = 0
         #: log lines no longer kept (retention), so a reader knows the log it gets is a tail.
         self.log_dropped = 0
+        #: the id of the newest event trimmed from its log: kept with the record, so a restart
+        #: knows which ids are gone (a resume before it gets a snapshot, not a gap)
+        self.trimmed_through = 0
         self._rate_sample: tuple[float, float] | None = None
         #: Child bars by id, in the order they opened (open ones, and closed ones left in place).
         self.bars: dict[str, dict] = {}
@@ -225,7 +228,7 @@ class TaskState:
     #: Fields a store keeps to rebuild the task after a restart (times stay epoch seconds).
     RECORD_FIELDS = (
         "id", "name", "status", "current", "total", "unit", "rate", "eta", "message", "kernel_id",
-        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped", "bars",
+        "created", "started", "finished", "error", "cancel_requested", "last_event_id", "log_dropped", "trimmed_through", "bars",
     )  # fmt: skip
 
     def to_record(self) -> dict:

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from ..errors import ValidationError
-from .wire import LOG_STREAMS, MAX_NAME_LENGTH, MAX_UNIT_LENGTH, PUBLISHED_EVENT_TYPES, STATUSES
+from .wire import LOG_STREAMS, MAX_NAME_LENGTH, MAX_UNIT_LENGTH, PUBLISHED_EVENT_TYPES, STATUSES, dropped_marker
 
 _TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -205,8 +205,17 @@ def validate_event(etype: Any, data: Any, field: str = "events[0]",
             if value is not None:
                 out[key] = value
         return etype, out
-    check_fields(data, ("stream", "text", "lines"), f, ignored)
+    check_fields(data, ("stream", "text", "lines", "dropped"), f, ignored)
     stream = _string(data, "stream", f"{f}.stream", choices=LOG_STREAMS) or "stdout"
+    if "dropped" in data:
+        # A marker: ``dropped`` lines were lost at this point of the log (``text`` says so).
+        dropped = data["dropped"]
+        if type(dropped) is not int or not 1 <= dropped <= 2**53:
+            raise ValidationError(f"{f}.dropped", "must be a whole number of lines, at least 1")
+        if "lines" in data:
+            raise ValidationError(f"{f}.dropped", "cannot be given together with lines")
+        text = _string(data, "text", f"{f}.text", max_length=200) or dropped_marker(dropped)
+        return etype, {"stream": stream, "text": text, "dropped": dropped}
     if "lines" not in data:
         return etype, {"stream": stream, "text": _string(data, "text", f"{f}.text", required=True)}
     # Several lines of one stream in one event, as a kernel's publisher batches them; the hub

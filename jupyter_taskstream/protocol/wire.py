@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 __all__ = [
     "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
     "PROTOCOL_VERSION", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
-    "display_status", "iso_time", "new_task_id",
+    "display_status", "dropped_marker", "iso_time", "new_task_id",
 ]  # fmt: skip
 
 #: Environment variables a server-launched kernel reads to find its hub and prove it may publish.
@@ -25,6 +25,9 @@ SECRET_HEADER = "X-TaskStream-Secret"
 #: which it speaks; kernels and the server often run different package versions.
 #: 1: batches without a ``protocol`` field (before it existed). 2: ``protocol`` is sent.
 #: 3: progress events may carry child ``bars`` (a hub at 2 skips and counts them).
+#: Also at 3, no bump needed: a ``log`` event may carry ``dropped`` (N lines lost before it,
+#: e.g. shed by a kernel's full outbox); its ``text`` is the marker line, so a hub that does
+#: not know the field still shows the gap, it only does not add N to ``log_dropped``.
 PROTOCOL_VERSION = 3
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
@@ -39,6 +42,11 @@ MAX_UNIT_LENGTH = 50
 MAX_NAME_LENGTH = 200
 # Weight of the newest sample in the hub's moving average of the rate (tqdm's default smoothing).
 RATE_SMOOTHING = 0.3
+
+
+def dropped_marker(count: int) -> str:
+    """The line a log shows where ``count`` lines were dropped (the text of a ``dropped`` event)."""
+    return f"… {count} line{'' if count == 1 else 's'} dropped …"
 
 
 def display_status(status: str, cancel_requested: bool) -> str:

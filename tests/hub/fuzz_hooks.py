@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/hub/test_fuzz.py (loaded through ``SCHEMATHESIS_HOOKS``).
+"""Schemathesis hooks for tests/hub/test_schemathesis.py (loaded through ``SCHEMATHESIS_HOOKS``).
 
 ``before_call`` keeps the run fast without narrowing what is checked: long-polls and
 streams that would legitimately wait (``wait=60``, a stream of a task that never ends)

@@ -289,3 +289,52 @@ async def test_a_fault_in_delivery_is_logged_with_its_traceback_not_taken_for_a_
     assert len(errors) == 1, errors  # the bug, not the client that left
     assert "delivering events to a subscriber failed" in errors[0].getMessage()
     assert errors[0].exc_info and errors[0].exc_info[0] is ValueError  # with its traceback
+
+
+async def test_a_replay_longer_than_the_backlog_goes_out_in_chunks_under_flow_control():
+    registry, _ = make(subscriber_backlog=5)
+    task = registry.create("job")
+    for i in range(23):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    sub = registry.subscribe(registry.event_log(task.id), 0)
+    got, ends = [], []
+    sub.push(lambda events: got.append(len(events)) or True, ends.append)  # each chunk is still writing
+    assert got == [5] and sub.paused and not ends
+    while sub.paused:
+        sub.resume()
+    assert got == [5, 5, 5, 5, 5] and not ends  # 25 events: pending, running, 23 lines
+    for i in range(6):  # past the backlog of live events: that is falling behind
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    assert got == [5, 5, 5, 5, 5, 1]
+    sub.paused = True
+    for i in range(6):
+        registry.publish(task.id, [("log", {"stream": "stdout", "text": str(i)})])
+    sub.resume()
+    assert len(ends) == 1 and isinstance(ends[0], SubscriberTooSlow)
+
+
+async def test_an_event_the_store_cannot_write_fails_only_its_own_request_at_once(tmp_path, caplog):
+    # Issue 15, defect 7: text SQLite cannot encode (a lone surrogate that got past the checks)
+    # failed the whole group commit, and with it every request committed alongside.
+    from jupyter_taskstream.hub.store import SQLiteStore, StoreError
+
+    registry = TaskRegistry(store=SQLiteStore(path=str(tmp_path / "t.sqlite")))
+    registry.load()
+    try:
+        good, bad = registry.create("good"), registry.create("bad")
+        await registry.commit()
+        registry.publish(good.id, [("log", {"stream": "stdout", "text": "kept"})])
+        ok = asyncio.ensure_future(registry.commit())
+        registry.publish(bad.id, [("log", {"stream": "stdout", "text": "bad \ud800 text"})])
+        refused = asyncio.ensure_future(registry.commit())
+        registry.publish(good.id, [("log", {"stream": "stdout", "text": "kept too"})])
+        later = asyncio.ensure_future(registry.commit())
+        await asyncio.wait_for(asyncio.wait([ok, refused, later]), 5)
+        assert ok.exception() is None and later.exception() is None
+        assert isinstance(refused.exception(), StoreError)
+        texts = [e.data["text"] for e in registry.event_log(good.id).after(0) if e.type == "log"]
+        assert texts == ["kept", "kept too"]
+        assert [e.type for e in registry.event_log(bad.id).after(0)] == ["status", "status"]  # pending, running
+        assert "could not be stored" in caplog.text and "surrogate" in caplog.text
+    finally:
+        registry.close()

@@ -28,18 +28,20 @@ def log(text: str) -> dict:
 
 async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     path = str(tmp_path / "db" / "tasks.sqlite")
-    store = SQLiteStore(path=path, retention_events=50)
+    store = SQLiteStore(path=path)
     assert store.open().tasks == []
     record = {"id": "t1", "name": "job", "created": 1.0, "status": "running"}
     # Many writes queued at once land in few transactions, in order.
     writes = [store.write([Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})], [record], i) for i in range(1, 301)]
     await asyncio.gather(*writes)
+    # The registry's log trimmed through 250: the record says so, the store deletes exactly those.
+    await store.write([], [{**record, "trimmed_through": 250, "log_dropped": 250}], 300)
     store.close()
     db = sqlite3.connect(path)
     count, low, high = db.execute("SELECT COUNT(*), MIN(id), MAX(id) FROM events").fetchone()
     db.close()
-    assert high == 300 and count <= 50 + 16 and low == 300 - count + 1  # the newest kept, oldest pruned
-    again = SQLiteStore(path=path, retention_events=50)
+    assert (count, low, high) == (50, 251, 300)  # the newest kept, the trimmed ones deleted
+    again = SQLiteStore(path=path)
     state = again.open()
     assert state.last_event_id == 300
     assert [t["id"] for t in state.tasks] == ["t1"]
@@ -233,12 +235,13 @@ async def test_the_file_stays_bounded_under_a_task_that_prints_forever(tmp_path)
         await flood(5_000, 20_000)
         size_late = os.path.getsize(db) + os.path.getsize(f"{db}-wal")
         rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0]
-        assert rows <= 200 + 16 + 2  # retention on disk, plus the task's own status events
+        # What the log keeps (retention plus its trimming slack), plus at most the last batch
+        # whose trim is stored by the commit after it, plus the task's status events.
+        assert rows <= 200 + 25 + 100 + 2
         assert size_late < 2 * size_early, (size_early, size_late)  # pages are reused, not added
         snap = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
-        # Kept: retention plus the trimming slack; the count trails the log by at most one batch.
-        assert 25_000 - 200 - 25 - 100 <= snap["log_dropped"] <= 25_000 - 200
         lines = await hub_log(hub, task["id"])
+        assert snap["log_dropped"] + len(lines) == 25_000  # every line kept or counted
         assert lines[-1].startswith("line 24999 ")
     finally:
         await hub.stop()
@@ -279,3 +282,60 @@ def test_store_choice_is_a_documented_type_trait():
     assert trait.klass is TaskStore and "MemoryStore" in trait.help
     assert "Jupyter data directory" in TaskStreamApp.class_traits()["db_path"].help
     assert TaskStreamApp.restart_grace_period.default_value == 30
+
+
+def stored_record(db, task_id: str) -> dict:
+    import json
+
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("SELECT record FROM tasks WHERE id = ?", (task_id,)).fetchone()
+    return json.loads(row[0]) if row else {}
+
+
+async def _sse_kinds(hub: Hub, task_id: str, last_event_id: int) -> list[str]:
+    async with hub.client.stream(
+        "GET", f"{hub.api}/tasks/{task_id}/events", headers={"Last-Event-ID": str(last_event_id)}
+    ) as response:
+        text = (await asyncio.wait_for(response.aread(), 20)).decode()
+    return [line.split(": ", 1)[1] for line in text.splitlines() if line.startswith("event: ")]
+
+
+async def test_truncation_and_log_dropped_are_exact_across_kill_9(tmp_path):
+    # Issue 15, defects 2 and 3: one batch of 1,130 lines (retention 1,000), finished, then
+    # SIGKILL: the restarted hub says truncated, counts exactly what is gone, keeps the same
+    # log, and answers a resume from a trimmed id with a snapshot, not a replay across the gap.
+    db = tmp_path / "tasks.sqlite"
+    hub = Hub(tmp_path, db, "--TaskStreamApp.retention_events=1000")
+    lines = 1_130
+    task = (await hub.client.post(f"{hub.api}/tasks", json={"name": "trimmed"})).json()
+    url = f"{hub.api}/tasks/{task['id']}/events"
+    r = await hub.client.post(url, json={"events": [*(log(f"line {i}") for i in range(lines)),
+                                                    {"type": "status", "data": {"status": "completed"}}]})
+    assert r.status_code == 204, r.text
+    before = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
+    polled = (await hub.client.get(f"{hub.api}/tasks/{task['id']}/log", params={"after": 0})).json()
+    kept = [e["data"]["text"] for e in polled["events"]]
+    assert polled["truncated"] is True
+    # Defect 3: the snapshot counts what the trim during this very batch's fan-out cut.
+    assert before["log_dropped"] > 0 and before["log_dropped"] + len(kept) == lines
+    assert kept[-1] == f"line {lines - 1}"
+    first_kept = polled["events"][0]["id"]
+    # The record the trim touched is written by the commit after the events' own.
+    await wait_for(lambda: stored_record(db, task["id"]).get("log_dropped") == before["log_dropped"], 10)
+    os.kill(hub.process.pid, signal.SIGKILL)
+    await hub.client.aclose()
+    hub.process.wait(10)
+
+    hub = Hub(tmp_path, db, "--TaskStreamApp.retention_events=1000")
+    try:
+        after = (await hub.client.get(f"{hub.api}/tasks/{task['id']}")).json()
+        assert after == before  # log_dropped included
+        polled = (await hub.client.get(f"{hub.api}/tasks/{task['id']}/log", params={"after": 0})).json()
+        assert polled["truncated"] is True
+        assert [e["data"]["text"] for e in polled["events"]] == kept  # the log did not shrink
+        # A resume from a trimmed id: a fresh snapshot; from a kept one: the replay.
+        assert await _sse_kinds(hub, task["id"], first_kept - 5) == ["snapshot", "end"]
+        kinds = await _sse_kinds(hub, task["id"], first_kept)
+        assert kinds[0] == "log" and kinds.count("log") == len(kept) - 1 and kinds[-2:] == ["status", "end"]
+    finally:
+        await hub.stop()

@@ -259,3 +259,20 @@ async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_or
     assert [d["text"][:4] for _, kind, d in events if kind == "log"] == [f"{i:04d}" for i in range(n)]
     ids = [i for i, _, _ in events]
     assert ids == sorted(set(ids))
+
+
+async def test_a_resume_whose_replay_exceeds_the_backlog_replays_in_chunks_to_the_end(client, registry):
+    # Issue 15, defect 1: 8,000 retained lines, resumed from the first, with a backlog of
+    # 5,000: the replay used to end the stream before its first event, on every reconnect.
+    assert registry.subscriber_backlog < 8_000 <= registry.retention_events
+    task = await create(client)
+    for start in range(0, 8_000, 1_000):
+        await publish(client, task["id"], *(log(f"line {i}") for i in range(start, start + 1_000)))
+    await publish(client, task["id"], {"type": "status", "data": {"status": "completed"}})
+    polled = (await client.get(f"{API}/tasks/{task['id']}/log", params={"limit": 1})).json()["events"]
+    first = polled[0]["id"]
+    url = f"{API}/tasks/{task['id']}/events"
+    events = await read_sse(client, url, until=ended, headers={"Last-Event-ID": str(first)}, timeout=30)
+    assert texts(events) == [f"line {i}" for i in range(1, 8_000)]
+    assert [kind for _, kind, _ in events[-2:]] == ["status", "end"]
+    await wait_for(lambda: registry.subscriber_count == 0, message="the finished stream to be released")

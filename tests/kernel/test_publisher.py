@@ -315,11 +315,16 @@ def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hu
 def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
     box = Outbox(max_buffered=200)  # no sender: what is queued stays queued
     shed = [box.put_lines("t", "stdout", [f"{b}.{i}" for i in range(50)]) for b in range(10)]
-    queued = [line for _, p in box.items() for line in p["data"]["lines"]]
+    items = [p["data"] for _, p in box.items()]
+    queued = [line for data in items for line in data.get("lines", ())]
     assert len(queued) <= 200 and box.dropped_lines == 500 - len(queued) and any(shed)
     written = [f"{b}.{i}" for b in range(10) for i in range(50)]
     assert queued[-1] == "9.49" and queued == written[-len(queued) :]
-    assert len(box) == len(queued)
+    # The gap is marked where it is, once, with the count (issue 15, defect 4).
+    assert items[0] == {"stream": "stdout", "text": f"… {box.dropped_lines} lines dropped …",
+                        "dropped": box.dropped_lines}
+    assert all("lines" in data for data in items[1:])
+    assert len(box) == len(queued) + 1
 
 
 @pytest.fixture(autouse=True)
@@ -336,17 +341,21 @@ def warnings_seen(capfd, caplog) -> str:
     return capfd.readouterr().err + caplog.text
 
 
-def test_a_refused_batch_is_reported_once_and_dropped(recording_hub, capfd, caplog):
-    recording_hub.script = [400, 400]
+def test_a_refused_event_is_reported_once_and_replaced_by_a_marker(recording_hub, capfd, caplog):
+    recording_hub.script = [400, 400]  # the line, then its marker
     url = f"http://127.0.0.1:{recording_hub.server_port}/api"
     pub = Publisher(url, "s", None)
     for i in range(3):
         pub.event("t", "log", {"stream": "stdout", "text": str(i)})
         assert pub.flush(5)
     pub.close()
-    assert len(recording_hub.bodies) == 3  # no retries of a 400
+    bodies = [body["events"] for _, _, body in recording_hub.bodies]
+    # No retry of a 400 as it was: the named event becomes a marker of its line, then goes.
+    assert [e["data"] for e in bodies[1]] == [{"stream": "stdout", "text": "… 1 line dropped …", "dropped": 1}]
+    assert [[e["data"]["text"] for e in events] for events in bodies[2:]] == [["1"], ["2"]]
+    assert pub.dropped_lines == 1
     err = warnings_seen(capfd, caplog)
-    assert err.count("refused a batch") == 1 and "events[0].type" in err
+    assert err.count("refused an event") == 1 and "events[0].type" in err
 
 
 def test_an_unreachable_hub_buffers_boundedly_and_keeps_what_matters(capfd, caplog):
@@ -387,3 +396,22 @@ def test_the_hand_off_reads_the_protocol_environment_names():
     pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
     assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
     assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None
+
+
+def test_a_batch_too_large_is_split_in_halves_and_all_of_it_arrives(recording_hub):
+    recording_hub.script = [413, 413]  # the batch, then its first half
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    pub.outbox.put_lines("t", "stdout", ["a", "b"])
+    pub.outbox.put(("event", {"task": "t", "type": "progress", "data": {"current": 1}}))
+    pub.outbox.put_lines("t", "stderr", ["c"])
+    pub.outbox.put(("event", {"task": "t", "type": "progress", "data": {"current": 2}}))
+    pub._poke()
+    assert pub.flush(5)
+    pub.close()
+    bodies = [body for _, _, body in recording_hub.bodies]
+    assert [len(b["events"]) for b in bodies] == [4, 2, 1, 1, 2]
+    delivered = [e for b in bodies[2:] for e in b["events"]]
+    assert [e["type"] for e in delivered] == ["log", "progress", "log", "progress"]
+    assert [b["seq"] for b in bodies[2:]] == sorted({b["seq"] for b in bodies[2:]})  # increasing, so none is a "retry"
+    assert pub.dropped_lines == 0

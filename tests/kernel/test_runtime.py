@@ -513,3 +513,53 @@ def test_a_task_made_directly_runs_on_the_default_runtime(monkeypatch):
         t.update()
     assert mine.get(t.id) is t and t.status == "completed"
     mine.close()
+
+
+class _Model:
+    """Stands for a model whose memory a failed task must not keep (weakly referenceable)."""
+
+    def __init__(self) -> None:
+        self.weights = bytearray(200 * 2**20)
+
+
+def test_a_failed_task_keeps_its_traceback_text_not_its_frames(rt):
+    # Issue 15, defect 11: the finished task kept the exception with its traceback, so every
+    # frame of the failed code and its locals (200 MB here) for up to 1,000 tasks.
+    import gc
+    import weakref
+
+    refs = []
+
+    def train():
+        model = _Model()
+        refs.append(weakref.ref(model))
+        raise ValueError("diverged")
+
+    handle = rt.run(train)
+    assert handle.wait(10) and handle.status == "failed"
+    assert "in train" in handle.snapshot()["error"]["traceback"]  # the text stays
+    gc.collect()
+    assert refs[0]() is None, "the failed frame's model is still alive"
+    with pytest.raises(ValueError, match="diverged"):
+        handle.result()  # the error is still there to re-raise
+
+    def in_a_block():
+        try:
+            with ts_task("block", rt):
+                model = _Model()
+                refs.append(weakref.ref(model))
+                raise KeyError("lost")
+        except KeyError as e:
+            assert e.__traceback__ is not None  # the caller's exception keeps its frames
+            return rt.last()
+
+    block = in_a_block()
+    gc.collect()
+    assert block.status == "failed" and refs[1]() is None
+    assert isinstance(block.exception(), KeyError) and block.exception().__traceback__ is None
+
+
+def ts_task(name, runtime):
+    from jupyter_taskstream.kernel.task import Task
+
+    return Task(name, runtime=runtime)
