@@ -51,11 +51,16 @@ async def test_a_print_flood_through_a_full_outbox_is_counted_line_for_line(jp_s
         await wait_for(shown_terminal, 60, message="the flood to end")
         snap = (await client.get(f"{API}/tasks/{task_id}")).json()
         events = await all_log_events(client, task_id)
-        lines = [e["data"]["text"] for e in events if "dropped" not in e["data"]]
+        notices = [e for e in events if e["data"]["text"].startswith("[jupyter_taskstream]")]
+        lines = [e["data"]["text"] for e in events if "dropped" not in e["data"] and e not in notices]
         markers = [e["data"] for e in events if "dropped" in e["data"]]
         assert markers, "a 500-event outbox did not shed anything: the test proves nothing"
         assert all(m["text"] == f"… {m['dropped']} lines dropped …" for m in markers if m["dropped"] > 1)
-        assert len(lines) + snap["log_dropped"] == printed, (len(lines), snap["log_dropped"], len(markers))
+        # The runtime may also tell the task, in one line of its log, that the hub is not keeping
+        # up ("[jupyter_taskstream] ...", from a timer, so only while the task still runs): that
+        # line is counted like any other, kept or shed.
+        total = len(lines) + len(notices) + snap["log_dropped"]
+        assert total in (printed, printed + 1), (len(lines), len(notices), snap["log_dropped"])
         # Order kept: what is retained is increasing, and ends with the last line printed.
         numbers = [int(text.split()[1]) for text in lines]
         assert numbers == sorted(numbers) and numbers[-1] == printed - 1
