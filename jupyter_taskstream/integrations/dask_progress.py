@@ -112,6 +112,8 @@ class TaskTracker:
         self._counting = threading.RLock()
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
+        #: One child bar of the task per key prefix, as Dask's own progress() groups keys.
+        self._bars: dict[str, Any] = {}
         self._feeds: list[_GraphFeed] = []
         self._reported_at = float("-inf")
         self._report_due = False
@@ -254,6 +256,11 @@ class TaskTracker:
             task.set(current=sum(r[1] for r in rows), total=sum(r[3] for r in rows), message=groups.describe())
         except TaskCancelled:
             pass  # the task's own code gets the cancel; a Dask callback thread must not
+        for prefix, done, _failed, total in rows:
+            bar = self._bars.get(prefix)
+            if bar is None:
+                bar = self._bars[prefix] = task.bars.open(prefix, total, "key", leave=True)
+            bar.current, bar.total = done, total
         for callback in self._on_change:
             try:
                 callback(groups)

@@ -35,6 +35,9 @@ def test_dask_compute_counts_its_keys_on_the_task(rt, scheduler):
     assert total >= 20 and all(done == tot for _, done, _, tot in rows)
     assert (snap["progress"]["current"], snap["progress"]["total"]) == (total, total)
     assert "sum-part 10/10" in snap["message"]
+    # One child bar per key prefix, as Dask's progress() groups them, each complete.
+    bars = {b["desc"]: (b["current"], b["total"], b["unit"]) for b in snap["bars"]}
+    assert bars["sum-part"] == (10, 10, "key") and set(bars) == {r[0] for r in rows}
 
 
 def test_progress_bar_inside_a_task_writes_no_bar_text(rt):
