@@ -11,6 +11,7 @@ for local views, and sends nothing. The owning task calls it with its lock held,
 from __future__ import annotations
 
 import asyncio
+import copy
 import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -20,7 +21,7 @@ from ..protocol import RateEstimator, TaskState, eta
 if TYPE_CHECKING:
     from .publisher import Publisher
 
-__all__ = ["MIN_RATE_INTERVAL", "Reporter", "outcome"]
+__all__ = ["MIN_RATE_INTERVAL", "Reporter", "detached", "outcome"]
 
 _PACKAGE = __name__.rpartition(".")[0].rpartition(".")[0]
 
@@ -115,3 +116,30 @@ def outcome(exc: BaseException | None) -> tuple[str, str | None, dict | None]:
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     error = {"type": type(exc).__name__, "message": str(exc), "traceback": text}
     return "failed", f"{type(exc).__name__}: {exc}", error
+
+
+def detached(exc: BaseException | None, owned: bool) -> BaseException | None:
+    """``exc`` as a finished task keeps it: without live frames (a failed training cell's model
+    and its GPU memory must go with the user's ``del``, not with the 1,000th task after)."""
+    if exc is None:
+        return None
+    if not owned:
+        # The exception is the caller's (it propagates on from a ``with`` block or a cell):
+        # its frames stay for a debugger, the task keeps the same error without them.
+        try:
+            kept = copy.copy(exc)
+        except Exception:
+            kept = None
+        if type(kept) is type(exc):
+            kept.__traceback__ = kept.__cause__ = kept.__context__ = None
+            return kept
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        if owned and current is exc and tb is not None:
+            tb = current.__traceback__ = tb.tb_next  # the runner's own frame (it holds the arguments)
+        traceback.clear_frames(tb)
+        current = current.__cause__ or current.__context__
+    return exc

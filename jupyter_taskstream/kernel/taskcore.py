@@ -18,10 +18,8 @@ own problems, shown in the task); `cancelled_error`.
 from __future__ import annotations
 
 import concurrent.futures
-import copy
 import threading
 import time
-import traceback
 from types import FrameType
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -32,7 +30,7 @@ from .childpipes import settle
 from .context import default_runtime
 from .hooks import TaskHooks, run_hooks
 from .interrupt import ThreadInterrupter
-from .reporting import Reporter, outcome
+from .reporting import Reporter, detached, outcome
 from .tasklog import TaskLog
 from .watchers import Watcher, Watchers
 
@@ -200,7 +198,7 @@ class TaskCore(TaskHooks):
                 data["error"] = error
             state.apply("status", data, runtime.wall())
             self._report.status(data)
-            self._result, self._exception = result, _detached(exc, owned)
+            self._result, self._exception = result, detached(exc, owned)
             children = list(self._children)
             self._children.clear()
             self._driver = None
@@ -398,30 +396,3 @@ class TaskCore(TaskHooks):
         s = self._state
         bars = None if self._bars is None else self._bars.key()
         return (s.status, self._cancel_requested, s.current, s.total, s.message, s.rate, self._log.count, self._log.partial_raw, bars)
-
-
-def _detached(exc: BaseException | None, owned: bool) -> BaseException | None:
-    """``exc`` as a finished task keeps it: without live frames (a failed training cell's model
-    and its GPU memory must go with the user's ``del``, not with the 1,000th task after)."""
-    if exc is None:
-        return None
-    if not owned:
-        # The exception is the caller's (it propagates on from a ``with`` block or a cell):
-        # its frames stay for a debugger, the task keeps the same error without them.
-        try:
-            kept = copy.copy(exc)
-        except Exception:
-            kept = None
-        if type(kept) is type(exc):
-            kept.__traceback__ = kept.__cause__ = kept.__context__ = None
-            return kept
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        tb = current.__traceback__
-        if owned and current is exc and tb is not None:
-            tb = current.__traceback__ = tb.tb_next  # the runner's own frame (it holds the arguments)
-        traceback.clear_frames(tb)
-        current = current.__cause__ or current.__context__
-    return exc
