@@ -78,8 +78,9 @@ def test_update_drives_the_main_bar_so_a_loop_inside_is_a_child(rt):
         lambda: tqdm.std.trange(1000, desc="trange", miniters=1000),
         lambda: tqdm.rich.tqdm(range(1000), desc="rich", miniters=1000),
         lambda: DefinedBefore(range(1000), desc="before", miniters=1000, file=io.StringIO()),
+        lambda: pytest.importorskip("huggingface_hub.utils").tqdm(range(1000), desc="hf", miniters=1000),
     ],
-    ids=["std", "auto", "notebook", "trange", "tqdm.rich", "subclass-before"],
+    ids=["std", "auto", "notebook", "trange", "tqdm.rich", "subclass-before", "huggingface_hub"],
 )
 def test_every_kind_of_tqdm_bar_feeds_the_task_with_exact_counts(rt, bridged, make):
     with rt.task("t") as t:
