@@ -58,8 +58,14 @@ async def test_a_tornado_without_them_is_named_in_a_warning_and_streams_still_wo
     monkeypatch.setattr(tornado_push, "enabled", None)
     monkeypatch.setattr(tornado_push, "probe", lambda handler: {**dict.fromkeys(tornado_push.RELIES_ON, True),
                                                                 "HTTP1Connection._chunking_output": False})  # fmt: skip
-    with caplog.at_level(logging.WARNING):
-        got = await stream_one_task(client, registry)
+    # On the logger itself: whether tornado's loggers propagate depends on what configured them.
+    logger = logging.getLogger("tornado.application")
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="tornado.application"):
+            got = await stream_one_task(client, registry)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert [d["text"] for _, kind, d in got if kind == "log"] == ["one"]
     assert tornado_push.enabled is False
     assert any("_chunking_output" in r.getMessage() and "write()/flush()" in r.getMessage() for r in caplog.records)

@@ -29,9 +29,11 @@ PACKAGE_ROOTS = sorted(
 CAN_HIDE_PACKAGE = not any(Path(p).name in ("site-packages", "dist-packages") for p in PACKAGE_ROOTS)
 
 _BARE_WORKER = (
-    "import sys\n"
+    "import os, sys\n"
     "roots = {roots!r}\n"
-    "sys.path[:] = [p for p in sys.path if p and not any(p.startswith(r) for r in roots)]\n"
+    # Exactly the folders that hold the package: a prefix match would also drop a virtual
+    # environment that lives inside the checkout (CI's .ci/venv), and with it distributed.
+    "sys.path[:] = [p for p in sys.path if p and os.path.realpath(p) not in roots]\n"
     "import importlib.util\n"
     "assert importlib.util.find_spec('jupyter_taskstream') is None, 'the bare worker can import the package'\n"
     "from distributed.cli.dask_worker import main\n"
