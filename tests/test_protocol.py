@@ -172,6 +172,10 @@ def test_extreme_counts_never_make_a_snapshot_unencodable():
     fast.apply("progress", {"current": 1.7e308}, 1e-3)
     slow = TaskState("b", "n", now=0.0, total=1e308)
     slow.apply("progress", {"current": 0, "rate": 5e-324}, 0.0)
-    for task in (fast, slow):
+    # Found by schemathesis in CI: the largest float rounded to 4 digits overflows to inf.
+    largest = TaskState("c", "n", now=0.0, total=1)
+    largest.apply("progress", {"current": 2.0, "rate": 1.7976931348623157e308}, 1.0)
+    for task in (fast, slow, largest):
         json.dumps(task.snapshot(), allow_nan=False)
+    assert largest.progress()["rate"] == 1.7976931348623157e308
     assert fast.progress()["rate"] is None and slow.progress()["eta"] is None

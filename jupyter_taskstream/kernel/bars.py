@@ -19,10 +19,11 @@ inner loop of the next epoch) replaces the closed one, so 30 epochs show one chi
 from __future__ import annotations
 
 import contextvars
+import math
 import threading
 from typing import Any, Callable
 
-from ..protocol import RateEstimator, eta
+from ..protocol import RateEstimator, eta, rounded
 
 __all__ = ["MAIN", "Bar", "BarSet", "MainBar", "current_bar"]
 
@@ -65,7 +66,7 @@ class Bar:
 
     def state(self) -> dict[str, Any]:
         """The bar in the protocol's shape (see ``protocol.BAR_FIELDS``)."""
-        rate = None if self.rate is None else float(f"{self.rate:.4g}")
+        rate = None if self.rate is None or not math.isfinite(self.rate) else rounded(self.rate)
         left = None if self.closed else eta(self.current, self.total, self.rate)
         return {
             "id": self.id,

@@ -12,7 +12,7 @@ other producer) agree on one definition. Times are epoch seconds passed in by th
 
 from __future__ import annotations
 
-from .state import RateEstimator, TaskState, eta
+from .state import RateEstimator, TaskState, eta, rounded
 from .validate import (
     BAR_FIELDS,
     MAX_BARS,
@@ -47,7 +47,7 @@ from .wire import (
 __all__ = [
     "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
-    "TaskState", "check_count", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
+    "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",
     "validate_name", "validate_task_id", "validate_task_spec",
 ]  # fmt: skip

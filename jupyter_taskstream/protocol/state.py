@@ -14,7 +14,14 @@ from ..errors import TaskFinished
 from .validate import BAR_FIELDS, MAX_BARS
 from .wire import RATE_SMOOTHING, TERMINAL_STATUSES, display_status, iso_time
 
-__all__ = ["RateEstimator", "TaskState", "eta"]
+__all__ = ["RateEstimator", "TaskState", "eta", "rounded"]
+
+
+def rounded(value: float) -> float:
+    """``value`` to 4 significant digits, as readers see rates; never rounded up past the
+    largest float (``1.7976931348623157e308`` would become ``inf``, which JSON cannot carry)."""
+    out = float(f"{value:.4g}")
+    return out if math.isfinite(out) else value
 
 class RateEstimator:
     """tqdm's smoothed rate: an exponential moving average of the count's speed between samples.
@@ -201,7 +208,7 @@ class TaskState:
             "total": total,
             "fraction": None if fraction is None else round(fraction, 4),
             "unit": self.unit,
-            "rate": None if rate is None else float(f"{rate:.4g}"),
+            "rate": None if rate is None else rounded(rate),
             "eta": None if eta is None else round(eta, 1),
         }
 
