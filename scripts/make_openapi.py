@@ -16,9 +16,11 @@ OUT = pathlib.Path(__file__).resolve().parent.parent / "jupyter_taskstream" / "h
 TASK_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}
 BAR_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,32}$"}
 STATUSES = ["pending", "running", "completed", "failed", "cancelled"]
-# JSON numbers the hub takes: finite, >= 0, within a float's range.
-COUNT = {"type": "number", "minimum": 0, "maximum": 1.7976931348623157e308}
-NULLABLE_COUNT = {"type": ["number", "null"], "minimum": 0, "maximum": 1.7976931348623157e308}
+# JSON numbers the hub takes: >= 0 and at most 1e308 (protocol.validate.MAX_COUNT), so a
+# number just past a float's range, which a JSON parser may round down to the largest float,
+# is refused like one that overflows.
+COUNT = {"type": "number", "minimum": 0, "maximum": 1e308}
+NULLABLE_COUNT = {"type": ["number", "null"], "minimum": 0, "maximum": 1e308}
 # Query numbers are plain decimal digits (no exponent, no sign): the hub refuses other spellings.
 # An empty value is the same as leaving the argument out (what a form or a template sends).
 DECIMAL = "^([0-9]{1,18}(\\.[0-9]{1,18})?)?$"
@@ -392,8 +394,9 @@ def build() -> dict:
                 "total": NULLABLE_COUNT,
                 "unit": {"type": "string", "minLength": 1, "maxLength": 50},
                 "id": TASK_ID,
-                "kernel_id": {"type": ["string", "null"], "minLength": 1},
             },
+            "description": "A task the batch creates. A kernel's runtime (the publish secret) also sends "
+            "`kernel_id`, which a user's token may not set.",
         },
         "Skipped": {
             "type": "object",

@@ -22,14 +22,21 @@ __all__ = [
     "validate_task_spec",
 ]  # fmt: skip
 
+#: The largest count taken: past it, a JSON parser may round a number down to the largest
+#: float or up to infinity, so ``1e308`` is where the contract stops (see openapi.json).
+MAX_COUNT = 1e308
+
+
 def check_count(value: Any, field: str, *, nullable: bool = False) -> Any:
-    """A finite number >= 0 (or None when ``nullable``); `ValidationError` naming ``field``."""
+    """A finite number from 0 to `MAX_COUNT` (or None when ``nullable``); `ValidationError` naming ``field``."""
     if value is None and nullable:
         return None
     if not _finite(value):
         raise ValidationError(field, f"must be a finite number, not {value!r}"[:200])
     if value < 0:
         raise ValidationError(field, f"must be >= 0, not {value!r}")
+    if value > MAX_COUNT:
+        raise ValidationError(field, f"must be at most {MAX_COUNT:g}")
     return value
 
 
