@@ -105,3 +105,15 @@ async def read_sse(client: httpx.AsyncClient, url: str, *, until=None, count=Non
 
     await asyncio.wait_for(run(), timeout)
     return received
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the JupyterLab extension's browser tests (tests/lab) last.
+
+    JupyterLab keeps the federated extensions its first server in a process found. tests/lab
+    serves this checkout's build from a temporary labextensions folder; a Lab test of the
+    widget served after it (tests/views/test_lab.py, which uses the environment's folder) lists
+    the extension but cannot load it, and the page fails ("reading 'get'" in Lab's loader).
+    The other order works: the later servers add no extension the first did not have.
+    """
+    items.sort(key=lambda item: "tests/lab/" in item.nodeid.replace("\\", "/"))

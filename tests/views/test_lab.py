@@ -19,7 +19,6 @@ import nbformat
 import pytest
 
 # Imported fixtures, used by name (conftest is shared; these are the browser tests' own).
-from ..lab.conftest import labextensions  # noqa: F401  (fixture)
 from ..browser import artifact, browser, chromium_path, page, page_events  # noqa: F401
 from ..conftest import wait_for
 
@@ -98,10 +97,8 @@ def lab_dirs(tmp_path) -> dict[str, str]:
 
 
 @pytest.fixture
-def jp_server_config(taskstream_config, lab_root, lab_dirs, labextensions):
-    """conftest's server, serving JupyterLab on ``lab_root`` too, with the same labextension
-    folders as tests/lab: JupyterLab keeps the federated extensions it found first in a process,
-    so servers of one test session must agree on where they are."""
+def jp_server_config(taskstream_config, lab_root, lab_dirs):
+    """conftest's server, serving JupyterLab on ``lab_root`` too."""
     return {
         "ServerApp": {
             "jpserver_extensions": {"jupyter_taskstream": True, "jupyterlab": True},
@@ -110,10 +107,7 @@ def jp_server_config(taskstream_config, lab_root, lab_dirs, labextensions):
         "LabApp": {
             # pytest-jupyter points the Jupyter data path at a temp dir; the installed front-end
             # extensions (the widget managers: jupyterlab_widgets, anywidget) live here.
-            "extra_labextensions_path": [
-                str(labextensions),
-                str(pathlib.Path(sys.prefix, "share", "jupyter", "labextensions")),
-            ],
+            "extra_labextensions_path": [str(pathlib.Path(sys.prefix, "share", "jupyter", "labextensions"))],
             **lab_dirs,
         },
         "TaskStreamApp": taskstream_config,
