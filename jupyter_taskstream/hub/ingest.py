@@ -160,6 +160,8 @@ class BatchIngest(TaskStreamHandler):
         if not isinstance(body, dict):
             raise ValidationError("body", "must be a JSON object")
         version = body.get("protocol", 1)  # absent: a kernel from before the field existed
+        if isinstance(version, float) and version.is_integer():
+            version = int(version)  # 3.0 is the integer 3 in JSON (and in the description's schema)
         if isinstance(version, bool) or not isinstance(version, int):
             raise ValidationError("protocol", "must be an integer (the publish protocol version)")
         if version < OLDEST_PROTOCOL:

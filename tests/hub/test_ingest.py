@@ -100,3 +100,12 @@ async def test_only_a_kernels_runtime_sets_kernel_id_on_either_endpoint(client, 
     assert_json_error(await client.post(f"{API}/events", json={"tasks": [{**spec, "code": "1"}]}), 400, "code")
     r = await publisher.post(f"{API}/events", json={"tasks": [spec]})
     assert r.status_code == 204, r.text
+
+
+async def test_the_protocol_version_is_a_json_integer_even_written_3_0(client, publisher):
+    # Found by schemathesis: JSON Schema's "integer" takes 3.0, and so does the hub now.
+    body = {"protocol": 3.0, "tasks": [{"id": "p30", "name": "three point oh"}], "events": []}
+    assert (await publisher.post(f"{API}/events", json=body)).status_code in (200, 204)
+    for bad in (3.5, "3", True):
+        r = await publisher.post(f"{API}/events", json={**body, "protocol": bad})
+        assert r.status_code == 400 and "protocol" in r.json()["message"], (bad, r.text)
