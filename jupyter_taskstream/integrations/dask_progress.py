@@ -177,8 +177,9 @@ class TaskTracker:
                 done = [f for f, _ in self._pending.values() if f.done()]
             for future in done:
                 self._count_done(future)
+        deadline = time.monotonic() + SETTLE_WAIT  # one budget for all the task's computations
         for feed in list(self._feeds):
-            feed.settle()
+            feed.settle(deadline)
         self._report(force=True)
 
     def _cancelled(self, task: Task) -> None:
@@ -268,6 +269,10 @@ class TaskTracker:
                 pass
 
 
+#: Seconds a task's end waits for a computation's first report from the scheduler, at most.
+SETTLE_WAIT = 2.0
+
+
 class _GraphFeed:
     """Every key of one computation by prefix, as the scheduler counts them for Dask's ``progress()``.
 
@@ -287,6 +292,8 @@ class _GraphFeed:
         self._keys = [f.key for f in futures]
         self.bar: Any = None
         self.completed = False
+        #: Set by the scheduler's first report: until then only the outputs are counted.
+        self._reported = threading.Event()
         seed: dict[str, tuple[int, int]] = {}
         for key in self._keys:
             prefix = key_split(key)
@@ -322,6 +329,7 @@ class _GraphFeed:
         self.tracker._report()
 
     def report(self, remaining: dict, all: dict) -> None:
+        self._reported.set()
         if not self.completed:
             self.tracker.groups.set_source(self, {p: (n - remaining.get(p, 0), n) for p, n in all.items()})
             self.tracker._report()
@@ -331,8 +339,11 @@ class _GraphFeed:
         self.tracker.groups.complete_source(self)
         self.tracker._report()
 
-    def settle(self) -> None:
+    def settle(self, deadline: float) -> None:
         """The task ends: a computation whose outputs all finished (or were let go) is complete."""
+        # A quick computation can finish before the scheduler's first report, which alone knows
+        # its intermediate keys: wait for it a little (only then, and until ``deadline``).
+        self._reported.wait(max(deadline - time.monotonic(), 0))
         outputs = [ref() for ref in self._outputs]
         if not self.completed and all(f is None or f.status == "finished" for f in outputs):
             self.complete()
