@@ -10,6 +10,7 @@ from typing import Any, Callable
 import pytest
 
 from jupyter_taskstream.kernel.runtime import Runtime
+from jupyter_taskstream.protocol import TERMINAL_STATUSES
 from jupyter_taskstream.kernel.config import RuntimeConfig
 
 from .conftest import wait_for
@@ -25,6 +26,14 @@ def wait_until(condition: Callable[[], Any], timeout: float = 5.0, message: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message or condition}")
         time.sleep(0.005)
+
+
+def shown_ended(registry, task_id) -> bool:
+    """The task has ended as the hub's readers see it: stored and shown, its log complete."""
+    try:
+        return registry.snapshot(task_id)["status"] in TERMINAL_STATUSES
+    except KeyError:
+        return False
 
 
 def lines(task, stream: str | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from ..conftest import read_sse, wait_for
-from ..kernel_fixtures import kernel_session
+from ..kernel_fixtures import kernel_session, shown_ended
 
 pytestmark = pytest.mark.timeout(180)
 API = "taskstream/api"
@@ -20,13 +20,7 @@ BAR_TEXT = re.compile(r"\d+%\||it/s|\x1b\[")
 
 
 def ended(registry, task_id):
-    def check():
-        try:
-            return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
-        except KeyError:
-            return False
-
-    return check
+    return lambda: shown_ended(registry, task_id)
 
 
 def shape(messages):

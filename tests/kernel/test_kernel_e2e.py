@@ -16,7 +16,7 @@ import pytest
 from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL
 
 from ..conftest import read_sse, wait_for
-from ..kernel_fixtures import KernelSession, kernel_session
+from ..kernel_fixtures import KernelSession, kernel_session, shown_ended
 
 pytestmark = pytest.mark.timeout(180)
 API = "taskstream/api"
@@ -49,14 +49,7 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
         return registry.get(task_id)
 
     def ended(task_id):
-        # What readers see (stored and shown), so the log is complete when this is true.
-        def shown_terminal():
-            try:
-                return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
-            except KeyError:
-                return False
-
-        return shown_terminal
+        return lambda: shown_ended(registry, task_id)
 
     # -- a background task keeps the kernel free; its output stays out of every cell ----------
     out = await k.run(

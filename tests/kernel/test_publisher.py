@@ -23,6 +23,7 @@ from jupyter_taskstream.kernel.runtime import Runtime
 from jupyter_taskstream.kernel.config import RuntimeConfig
 
 from ..conftest import wait_for
+from ..kernel_fixtures import shown_ended
 
 pytestmark = pytest.mark.timeout(60)
 API = "taskstream/api"
@@ -55,14 +56,6 @@ def hub_runtime(jp_serverapp, api_url):
 
 async def close(runtime: Runtime) -> None:
     await asyncio.to_thread(runtime.close, 5)
-
-
-def shown_ended(registry, task_id) -> bool:
-    """The task has ended as readers see it: stored and shown, its log complete."""
-    try:
-        return registry.snapshot(task_id)["status"] in ("completed", "failed", "cancelled")
-    except KeyError:
-        return False
 
 
 def hub_task(registry, task_id):
