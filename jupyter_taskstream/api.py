@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 from .kernel.config import RuntimeConfig
 from . import integrations
 from .kernel.context import current_task, provide_default_runtime
+from .kernel.parentlink import child_runtime
 from .kernel.progress import iterate
 from .kernel.runtime import Runtime
 from .kernel.task import Task
@@ -47,8 +48,16 @@ _default_lock = threading.Lock()
 
 
 def default_runtime() -> Runtime:
-    """The process's runtime behind the module-level functions (made on first use)."""
+    """The process's runtime behind the module-level functions (made on first use).
+
+    In a child process of a task (a pool work item it submitted, a process it started),
+    `kernel.parentlink`'s runtime instead: its tasks become the submitting task's bars.
+    """
     global _default
+    child = child_runtime(config)
+    if child is not None:
+        integrations.enable()  # a spawned worker's tqdm bars, too
+        return child
     if _default is None:
         with _default_lock:
             if _default is None:

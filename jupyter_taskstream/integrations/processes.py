@@ -6,7 +6,9 @@ Inside a task (and only there: outside, every patched function calls the origina
   explicit ``stdout``/``stderr`` gives the child a `kernel.childpipes.ChildPipe` per stream
   instead of the kernel's descriptors; ``Popen.wait`` also waits (briefly) for the last
   lines. An explicit ``PIPE``, file or descriptor stays the user's; ``stderr=STDOUT``
-  follows stdout. Return codes and values are the child's, unchanged.
+  follows stdout. Return codes and values are the child's, unchanged. The child's
+  environment also names the task (`protocol.ENV_PARENT`), so a Python child's own tasks
+  report into it as child bars (`kernel.parentlink`).
 - ``os.system`` runs the command through that ``Popen`` with ``shell=True`` and returns
   the same wait status (``os.system("exit 3") == 768``).
 - ``multiprocessing`` (``Pool.apply_async``/``map``/``map_async``/``starmap``/
@@ -34,12 +36,15 @@ from .patches import Patches
 from ..kernel._compat import process_target, set_process_target
 from ..kernel.childpipes import open_pipes
 from ..kernel.context import current_task
+from ..protocol import ENV_PARENT
 
 __all__ = ["install", "uninstall"]
 
 #: Seconds ``Popen.wait`` waits for a reader to deliver the last lines after the child exited;
 #: bounded because a detached grandchild may hold the pipe open for ever.
 LAST_LINES_WAIT = 1.0
+#: What a worker calls before its first item: the bridges on, so its tqdm bars report too.
+WORKER_SETUP = "jupyter_taskstream.integrations:enable"
 POOL_METHODS = ("apply_async", "map", "map_async", "starmap", "starmap_async", "imap", "imap_unordered")
 
 _lock = threading.Lock()
@@ -92,9 +97,10 @@ def _popen_init(original: Callable) -> Callable:
             return original(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs)
         given = bound.arguments
+        # A Python child's own tasks report into this task (see `kernel.parentlink`).
+        env = os.environ if given.get("env") is None else given["env"]
+        given["env"] = {**env, ENV_PARENT: workerlink.child_environment(task)}
         pipes = open_pipes(task, given.get("stdout") is None, given.get("stderr") is None)
-        if not pipes:
-            return original(self, *args, **kwargs)
         for stream, pipe in pipes.items():
             given[stream] = pipe.write_fd
         try:
@@ -141,7 +147,7 @@ def _in_task(fn: Any) -> Any:
     task = current_task.get()
     if task is None or isinstance(fn, workerlink.InTask) or not callable(fn):
         return fn
-    return workerlink.wrap(fn, task)
+    return workerlink.wrap(fn, task, WORKER_SETUP)
 
 
 def _pool_method(original: Callable) -> Callable:

@@ -20,6 +20,10 @@ Inside a task (and only there):
   calls would be wrong, while ``n`` is exact at the end.
 - ``tqdm.write()`` prints to ``sys.stdout``, which inside a task is the task's log already.
 
+In a child process of a task (a pool work item it submitted, a Python process it started;
+see `kernel.parentlink`), a bar opened outside any task gets a task of its own there, which
+ends when the bar closes: it shows as a child bar of the submitting task.
+
 Outside tasks every patched method calls the original at once: tqdm behaves as without us.
 """
 
@@ -31,6 +35,7 @@ import sys
 from typing import Any, Callable
 
 from ..kernel.context import current_task
+from ..kernel.parentlink import current_parent, own_task
 from .patches import Patches
 
 __all__ = ["install", "installed", "uninstall"]
@@ -38,6 +43,10 @@ __all__ = ["install", "installed", "uninstall"]
 _patches = Patches()
 #: Attribute set on a tqdm object that feeds a task's bar.
 _BAR = "_taskstream_bar"
+#: Attribute set on a tqdm object that has a task of its own (in a child process of a task).
+_OWNED = "_taskstream_task"
+#: `_task_for`'s answer for a bar that gets a task of its own when it opens.
+_OWN = object()
 
 
 class _Sink(io.TextIOBase):
@@ -64,7 +73,11 @@ def _call(original: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
 def _task_for(kwargs: dict) -> Any:
     """The task a new bar belongs to, or None (outside tasks, or an explicitly disabled bar)."""
     task = current_task.get()
-    if task is None or task.done or kwargs.get("disable") is True:
+    if kwargs.get("disable") is True:
+        return None
+    if task is None and current_parent() is not None:
+        return _OWN  # a worker's bar outside tasks: a task of its own, reported into the submitter's
+    if task is None or task.done:
         return None
     return task
 
@@ -81,6 +94,11 @@ def _read(bar: Any, obj: Any) -> None:
 def _open(obj: Any, task: Any) -> None:
     if getattr(obj, "disable", True):
         return  # disabled by tqdm itself (e.g. an empty iterable with ``disable=None`` rules)
+    if task is _OWN:
+        task = own_task(obj.desc or "tqdm")
+        if task is None:
+            return
+        setattr(obj, _OWNED, task)
     leave = obj.leave if obj.leave is not None else obj.pos == 0
     handle = task.open_bar(obj.desc or "", obj.total, obj.unit or "it", bool(leave), functools.partial(_read, obj=obj))
     setattr(obj, _BAR, (task, handle))
@@ -111,6 +129,8 @@ def _std_close(original: Callable) -> Callable:
                 setattr(self, _BAR, None)
                 task, handle = link
                 task.close_bar(handle)
+                if getattr(self, _OWNED, None) is task:
+                    task.finish()
 
     return close
 

@@ -112,10 +112,12 @@ class BarSet:
     def __len__(self) -> int:
         return len(self._bars)
 
-    def open(self, desc: str, total: float | None, unit: str = "it", leave: bool = True) -> Bar:
-        """A new child of the innermost open bar of this task in the calling context."""
-        inner = current_bar.get()
-        parent = inner.id if inner is not None and inner.owner is self._owner and not inner.closed else MAIN
+    def open(self, desc: str, total: float | None, unit: str = "it", leave: bool = True, parent: str | None = None) -> Bar:
+        """A new child of ``parent`` (a bar id), by default of the innermost open bar of this
+        task in the calling context."""
+        if parent is None:
+            inner = current_bar.get()
+            parent = inner.id if inner is not None and inner.owner is self._owner and not inner.closed else MAIN
         with self._lock:
             for old in self._bars.values():
                 if old.closed and old.parent == parent and old.desc == desc:

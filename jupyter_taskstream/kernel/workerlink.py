@@ -38,12 +38,13 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .capture import LineBuffer
 from .childpipes import TAG, add_settler, child_ended, child_started, deliver
-from .workerside import FRAME, InTask
+from .childtasks import ChildTasks
+from .workerside import EVENTS, FRAME, InTask
 
 if TYPE_CHECKING:
     from .taskcore import TaskCore
 
-__all__ = ["WorkerLink", "link", "wrap"]
+__all__ = ["WorkerLink", "child_environment", "link", "wrap"]
 
 _STREAMS = ("stdout", "stderr")
 
@@ -60,11 +61,18 @@ def link() -> WorkerLink:
         return _link
 
 
-def wrap(fn: Callable, task: TaskCore) -> InTask:
-    """``fn`` as a work item whose output goes to ``task``."""
+def wrap(fn: Callable, task: TaskCore, setup: str | None = None) -> InTask:
+    """``fn`` as a work item whose output goes to ``task`` (``setup``: see `InTask`)."""
     server = link()
     server.register(task)
-    return InTask(fn, server.address, task.id)
+    return InTask(fn, server.address, task.id, setup)
+
+
+def child_environment(task: TaskCore) -> str:
+    """The value of `protocol.ENV_PARENT` for a child process ``task`` starts (see `parentlink`)."""
+    server = link()
+    server.register(task)
+    return f"{server.address}|{task.id}"
 
 
 class WorkerLink:
@@ -158,6 +166,8 @@ class _Connection:
         self.closed = False
         #: Pool workers are several processes by design: their lines always carry the tag.
         self.tagged = True
+        #: The tasks this process ran itself (made on their first message).
+        self.children: ChildTasks | None = None
 
     def run(self) -> None:
         poller = select.poll()
@@ -204,6 +214,13 @@ class _Connection:
                 break
             start = pos + FRAME.size
             task_id = data[start : start + id_len].decode("ascii", "replace")
+            if stream == EVENTS:  # a task the worker ran itself (see `childtasks`)
+                for (run_task, run_stream), lines in runs:
+                    self._deliver(run_task, run_stream, lines)
+                runs = []
+                self._receive(task_id, data[start + id_len : end].decode("utf-8", "replace"))
+                pos = end
+                continue
             key = (task_id, stream)
             entry = self.buffers.get(key)
             if entry is None:
@@ -229,10 +246,19 @@ class _Connection:
             child_started(task, self)
         deliver(task, _STREAMS[stream & 1], lines, TAG.format(pid=self.pid))
 
+    def _receive(self, task_id: str, text: str) -> None:
+        task = self.server.task(task_id)
+        if task is not None:
+            if self.children is None:
+                self.children = ChildTasks(self.pid)
+            self.children.receive(task, text)
+
     def _close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        if self.children is not None:
+            self.children.close()
         for (task_id, stream), (decoder, buffer) in self.buffers.items():
             lines = buffer.feed(decoder.decode(b"", final=True))
             last = buffer.flush()

@@ -9,7 +9,9 @@ returns its result, so a task that ends on the result has every line. A partial 
 at the end of an item is a line of its own.
 
 A frame is `FRAME` (stream 0/1, length of the task id, length of the text), the task id,
-then the UTF-8 text; a connection starts with the worker's pid (``!I``). This module
+then the UTF-8 text; a connection starts with the worker's pid (``!I``). Stream `EVENTS`
+carries one JSON message of a task the worker runs itself (`parentlink`: its bars and log
+go to the submitting task). While an item runs, `parent` names where those go. This module
 imports only the standard library and `context`, so a worker pays little to load it.
 """
 
@@ -19,6 +21,7 @@ import os
 import socket
 import struct
 import sys
+import contextvars
 import threading
 import time
 from itertools import groupby
@@ -27,15 +30,28 @@ from typing import Any, Callable
 
 from .context import current_task
 
-__all__ = ["FRAME", "HOLD", "HOLD_BYTES", "InTask", "WorkerStream"]
+__all__ = ["EVENTS", "FRAME", "HOLD", "HOLD_BYTES", "InTask", "WorkerStream", "parent", "send", "worker_socket"]
 
-#: Frame header: stream (0 stdout, 1 stderr), length of the task id, length of the text.
+#: Frame header: stream (0 stdout, 1 stderr, `EVENTS`), length of the task id, length of the text.
 FRAME = struct.Struct("!BBI")
+#: The frame's "stream" for a JSON message about a task run in the worker (see `parentlink`).
+EVENTS = 2
+
+#: ``(address, task id)`` of the task whose item runs in this context (set by `InTask`).
+parent: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("taskstream_parent", default=None)
 
 _worker_sockets: dict[str, socket.socket | None] = {}
+#: Frames from several threads (the flusher, a task's pump) must not interleave on one socket.
+_send_lock = threading.Lock()
 
 
-def _worker_socket(address: str) -> socket.socket | None:
+def send(sock: socket.socket, data: bytes) -> None:
+    """Send whole frames on a worker's socket (raises OSError once the kernel is gone)."""
+    with _send_lock:
+        sock.sendall(data)
+
+
+def worker_socket(address: str) -> socket.socket | None:
     """This worker's connection to the submitting process's `WorkerLink` (one, reused)."""
     sock = _worker_sockets.get(address, False)
     if sock is not False:
@@ -110,7 +126,7 @@ class _Outgoing:
                 data = "".join(text for _, text in run).encode("utf-8", "surrogateescape")
                 frames.append(FRAME.pack(stream, len(self.prefix), len(data)) + self.prefix + data)
             try:
-                self.sock.sendall(b"".join(frames))
+                send(self.sock, b"".join(frames))
             except OSError:
                 for stream, text in taken:  # the kernel went away: the lines stay the worker's
                     self.originals[stream].write(text)
@@ -182,18 +198,42 @@ class WorkerStream:
         return getattr(self._original, name)
 
 
-class InTask:
-    """A work item sent to a worker: runs ``fn`` with its output going to the submitting task."""
+_set_up: set[tuple[int, str]] = set()
 
-    def __init__(self, fn: Callable, address: str, task_id: str):
+
+def _setup(name: str) -> None:
+    """Call ``"module:function"`` once per process (a spawned worker starts without the bridges)."""
+    key = (os.getpid(), name)
+    if key in _set_up:
+        return
+    _set_up.add(key)
+    module, _, function = name.partition(":")
+    try:
+        getattr(importlib.import_module(module), function)()
+    except Exception:  # noqa: S110 - without the bridges the item still runs, its prints still go
+        pass
+
+
+class InTask:
+    """A work item sent to a worker: runs ``fn`` with its output going to the submitting task.
+
+    ``setup`` (``"module:function"``) is called once per worker process before its first
+    item: the caller's way to turn its library bridges on there (tqdm bars in a spawned worker).
+    """
+
+    def __init__(self, fn: Callable, address: str, task_id: str, setup: str | None = None):
         self.fn = fn
         self.address = address
         self.task_id = task_id
+        self.setup = setup
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        sock = _worker_socket(self.address)
+        sock = worker_socket(self.address)
         if sock is None:
             return self.fn(*args, **kwargs)
+        if self.setup:
+            _setup(self.setup)
+        token = parent.set((self.address, self.task_id))
         stdout, stderr = sys.stdout, sys.stderr
         outgoing = _Outgoing(sock, self.task_id, (stdout, stderr))
         sys.stdout = out = WorkerStream(outgoing, 0, stdout)
@@ -203,6 +243,7 @@ class InTask:
         try:
             return self.fn(*args, **kwargs)
         finally:
+            parent.reset(token)
             sys.stdout, sys.stderr = stdout, stderr
             out.finish()
             err.finish()

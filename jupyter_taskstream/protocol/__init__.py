@@ -30,6 +30,7 @@ from .validate import (
 )
 from .wire import (
     DISPLAY_STATUSES,
+    ENV_PARENT,
     ENV_SECRET,
     ENV_URL,
     LOG_STREAMS,
@@ -45,7 +46,7 @@ from .wire import (
 )
 
 __all__ = [
-    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
+    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_PARENT", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
     "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",

@@ -11,7 +11,7 @@ import secrets
 from datetime import datetime, timezone
 
 __all__ = [
-    "DISPLAY_STATUSES", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
+    "DISPLAY_STATUSES", "ENV_PARENT", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
     "PROTOCOL_VERSION", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
     "display_status", "dropped_marker", "iso_time", "new_task_id",
 ]  # fmt: skip
@@ -19,6 +19,9 @@ __all__ = [
 #: Environment variables a server-launched kernel reads to find its hub and prove it may publish.
 ENV_URL = "JUPYTER_TASKSTREAM_URL"
 ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
+#: Set by a kernel for a child process a task starts (``"<socket path>|<task id>"``): the
+#: child's own tasks report into that task over the kernel's worker socket, not to the hub.
+ENV_PARENT = "JUPYTER_TASKSTREAM_PARENT"
 #: The header that carries the publish secret (a browser cannot be made to send it: no XSRF).
 SECRET_HEADER = "X-TaskStream-Secret"
 #: Version of the publish protocol (the batch body of ``POST .../events``). Every batch says
