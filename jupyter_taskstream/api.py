@@ -10,6 +10,7 @@ without ``runtime=`` finds it. ``import jupyter_taskstream as ts`` loads it on f
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from typing import Any, Callable, Iterable, Iterator
@@ -44,6 +45,8 @@ __all__ = [
 config = RuntimeConfig()
 
 _default: Runtime | None = None
+#: The process whose library bridges `default_runtime` turned on for a child runtime.
+_bridged_pid: int | None = None
 _default_lock = threading.Lock()
 
 
@@ -54,9 +57,12 @@ def default_runtime() -> Runtime:
     `kernel.parentlink`'s runtime instead: its tasks become the submitting task's bars.
     """
     global _default
+    global _bridged_pid
     child = child_runtime(config)
     if child is not None:
-        integrations.enable()  # a spawned worker's tqdm bars, too
+        if _bridged_pid != os.getpid():
+            _bridged_pid = os.getpid()
+            integrations.enable()  # a child's tqdm bars report too
         return child
     if _default is None:
         with _default_lock:

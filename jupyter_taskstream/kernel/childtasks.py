@@ -70,7 +70,10 @@ class ChildTasks:
                 if lines["task"] in self._children and lines["stream"] in ("stdout", "stderr"):
                     deliver(task, lines["stream"], [str(line) for line in lines["lines"]], self.tag)
         except (ValueError, KeyError, TypeError, AttributeError) as e:
-            report_once(("child task", type(e)), f"a child process sent a message that could not be read: {e!r}")
+            # Another package version in the child, or a bug: said once, the task goes on.
+            report_once(
+                ("child task", type(e)), f"a child process's progress message could not be read: {e!r}", task.notice
+            )
 
     def close(self) -> None:
         """The process went away: close the bars of its tasks that never ended."""

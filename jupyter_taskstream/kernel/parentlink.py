@@ -15,7 +15,8 @@ worker's output already takes.
 Which task a child task reports into is decided when it starts: the item running then (a
 pool worker serves several tasks over its life), else the environment. A task started in
 a child process outside any item (a worker's initializer) has no parent and reports as
-it would without the extension.
+it would without the extension, and so does one whose kernel cannot be reached (a process
+left running after its kernel exited).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def current_parent() -> tuple[str, str] | None:
 def child_runtime(config: Any = None) -> Runtime | None:
     """This process's runtime for tasks of a child of a task; None when it is no such child."""
     global _runtime
-    if current_parent() is None:
-        return None
+    where = current_parent()
+    if where is None or worker_socket(where[0]) is None:
+        return None  # not a child, or its kernel is gone: the process's own runtime, as without us
     pid = os.getpid()
     held = _runtime
     if held is not None and held[0] == pid:

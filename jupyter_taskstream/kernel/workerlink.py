@@ -16,6 +16,10 @@ outside items (an initializer, a library's own threads) goes where it would with
 extension. Only what the item writes through ``sys.stdout``/``sys.stderr`` is captured,
 not writes to the file descriptors (C code, the worker's own subprocesses).
 
+The same connection carries the worker's own tasks (``ts.progress``, tqdm, ``ts.task`` in an
+item, or in a Python child process told the address by `child_environment`): `EVENTS`
+frames, which `childtasks` turns into child bars of the submitting task (see `parentlink`).
+
 The worker side is `workerside` (`InTask`, `WorkerStream`, the frame format). A worker
 forked from a task's thread inherits that task as its context; an at-fork hook there clears
 it, so the child never appends to a copy of the task nobody reads.
