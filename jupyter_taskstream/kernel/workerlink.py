@@ -110,6 +110,10 @@ class WorkerLink:
 
     def settle(self, task: TaskCore) -> None:
         """Deliver what every worker has sent so far (the finishing task's lines among it)."""
+        if self.pid != os.getpid():
+            # A forked worker's copy: its sockets are the kernel's, and reading them would
+            # take other workers' lines (and a lock a kernel thread held at the fork).
+            return
         self._accept_pending()  # a worker that connected and wrote, not accepted yet
         with self._lock:
             connections = list(self._connections)
@@ -117,7 +121,9 @@ class WorkerLink:
             connection.read_available()
 
     def close(self) -> None:
-        """Stop listening and remove the socket's directory."""
+        """Stop listening and remove the socket's directory (in the process that made them)."""
+        if self.pid != os.getpid():
+            return  # a forked child exiting: the kernel still listens there
         try:
             self._server.close()
         finally:

@@ -111,3 +111,29 @@ def test_an_unreadable_message_is_reported_once_and_changes_nothing(rt):
         children.receive(t, json.dumps({"spec": {"id": "c1"}}))  # no name
     assert t.snapshot()["bars"] == []
     assert [line for line in lines(t, "stderr") if "progress message could not be read" in line]
+
+
+def test_a_forked_copy_of_the_worker_link_never_touches_the_kernels_sockets(rt):
+    # A task ending in a forked worker runs the settlers it inherited: the kernel's link must
+    # not read the kernel's sockets there (other workers' lines) nor wait on a lock a kernel
+    # thread held at the fork (here: held by this thread, for certain).
+    import signal
+
+    server = workerlink.link()
+    with rt.task("outer") as t:
+        with server._accept_lock:
+            pid = os.fork()
+            if pid == 0:  # the child: settle must return at once; the alarm ends a hang
+                signal.signal(signal.SIGALRM, signal.SIG_DFL)  # not pytest-timeout's handler
+                signal.alarm(10)
+                code = 1
+                try:
+                    from jupyter_taskstream.kernel.childpipes import settle
+
+                    settle(t)
+                    code = 0
+                finally:
+                    os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.path.exists(server.address)
