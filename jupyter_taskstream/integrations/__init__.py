@@ -24,6 +24,7 @@ BRIDGES = {
     "concurrent.futures.process": "jupyter_taskstream.integrations.processes",
     "joblib.externals.loky.process_executor": "jupyter_taskstream.integrations.processes",
     "loky.process_executor": "jupyter_taskstream.integrations.processes",
+    "ptyprocess.ptyprocess": "jupyter_taskstream.integrations.processes",
     # Dask: its local schedulers' callbacks (dask) and the distributed client's futures.
     "dask": "jupyter_taskstream.integrations.dask",
     "distributed": "jupyter_taskstream.integrations.dask",

@@ -8,7 +8,8 @@ Inside a task (and only there: outside, every patched function calls the origina
   lines. An explicit ``PIPE``, file or descriptor stays the user's; ``stderr=STDOUT``
   follows stdout. Return codes and values are the child's, unchanged. The child's
   environment also names the task (`protocol.ENV_PARENT`), so a Python child's own tasks
-  report into it as child bars (`kernel.parentlink`).
+  report into it as child bars (`kernel.parentlink`); so does the environment of a child
+  ``ptyprocess`` starts (pexpect, on which IPython runs ``!cmd``).
 - ``os.system`` runs the command through that ``Popen`` with ``shell=True`` and returns
   the same wait status (``os.system("exit 3") == 768``).
 - ``multiprocessing`` (``Pool.apply_async``/``map``/``map_async``/``starmap``/
@@ -69,6 +70,9 @@ def install() -> None:
         futures = sys.modules.get("concurrent.futures.process")
         if futures is not None:
             _patch(futures.ProcessPoolExecutor, "submit", _executor_submit)
+        pty = sys.modules.get("ptyprocess.ptyprocess")
+        if pty is not None:
+            _patches.patch(pty.PtyProcess, "spawn", _pty_spawn)
         for name in ("joblib.externals.loky.process_executor", "loky.process_executor"):
             loky = sys.modules.get(name)
             if loky is not None:
@@ -97,9 +101,7 @@ def _popen_init(original: Callable) -> Callable:
             return original(self, *args, **kwargs)
         bound = signature.bind(self, *args, **kwargs)
         given = bound.arguments
-        # A Python child's own tasks report into this task (see `kernel.parentlink`).
-        env = os.environ if given.get("env") is None else given["env"]
-        given["env"] = {**env, ENV_PARENT: workerlink.child_environment(task)}
+        _name_task(given, task)
         pipes = open_pipes(task, given.get("stdout") is None, given.get("stderr") is None)
         for stream, pipe in pipes.items():
             given[stream] = pipe.write_fd
@@ -114,6 +116,32 @@ def _popen_init(original: Callable) -> Callable:
         self._taskstream_pipes = list(pipes.values())
 
     return __init__
+
+
+def _name_task(given: dict, task: Any) -> None:
+    """Add `ENV_PARENT` to a child's ``env`` argument: a Python child's own tasks report into
+    ``task`` (see `kernel.parentlink`)."""
+    env = os.environ if given.get("env") is None else given["env"]
+    given["env"] = {**env, ENV_PARENT: workerlink.child_environment(task)}
+
+
+def _pty_spawn(original: Any) -> Any:
+    """``PtyProcess.spawn`` (a classmethod; IPython's ``!cmd`` runs through pexpect on it):
+    the child's environment names the task, as `_popen_init` does. Its output is the task's
+    already: IPython prints what it reads in the task's thread."""
+    function = original.__func__
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def spawn(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        task = current_task.get()
+        if task is None:
+            return function(cls, *args, **kwargs)
+        bound = signature.bind(cls, *args, **kwargs)
+        _name_task(bound.arguments, task)
+        return function(*bound.args, **bound.kwargs)
+
+    return classmethod(spawn)
 
 
 def _popen_wait(original: Callable) -> Callable:

@@ -158,8 +158,11 @@ def test_uninstall_restores_the_very_originals():
     import multiprocessing.pool
     import multiprocessing.process
 
+    import ptyprocess.ptyprocess as pty
+
     processes.uninstall()
     before = {
+        "pty": vars(pty.PtyProcess)["spawn"],
         "init": subprocess.Popen.__init__,
         "wait": subprocess.Popen.wait,
         "system": os.system,
@@ -171,8 +174,10 @@ def test_uninstall_restores_the_very_originals():
     processes.install()
     assert subprocess.Popen.__init__ is not before["init"] and os.system is not before["system"]
     assert loky.ProcessPoolExecutor.submit is not before["loky"]
+    assert vars(pty.PtyProcess)["spawn"] is not before["pty"]
     processes.uninstall()
     after = {
+        "pty": vars(pty.PtyProcess)["spawn"],
         "init": subprocess.Popen.__init__,
         "wait": subprocess.Popen.wait,
         "system": os.system,

@@ -108,8 +108,12 @@ async def test_worker_progress_becomes_child_bars(jp_serverapp, client, registry
         log = (await client.get(f"{API}/tasks/{record['id']}/log")).json()["events"]
         assert [TAGGED.match(e["data"]["text"]).group(2) for e in log] == ["inner says hi"]
 
+        # ... and the same through !cmd in a %%taskstream cell
+        record = await run_task(f"!{{sys.executable}} {script}\n", "bang")
+        check(record, {"inner": 5})
+
         # -- the hub lists only the tasks the cells made ------------------------------------------
         listed = (await client.get(f"{API}/tasks")).json()["tasks"]
         assert sorted(t["name"] for t in listed) == sorted(
-            ["fork", "spawn", "forkserver", "executor", "loky", "script"]
+            ["fork", "spawn", "forkserver", "executor", "loky", "script", "bang"]
         ), [t["name"] for t in listed]

@@ -60,6 +60,26 @@ def test_a_python_childs_task_is_a_child_bar_with_its_lines_tagged(rt):
     assert lines(t) == [f"[pid {child.pid}] hello"]
 
 
+def test_a_child_started_on_a_pseudo_terminal_reports_too(rt):
+    # IPython's !cmd runs through pexpect, on ptyprocess: its environment names the task too.
+    import ptyprocess.ptyprocess  # noqa: F401  (so the bridge patches it)
+
+    processes.install()
+    from ptyprocess import PtyProcess
+
+    with rt.task("outer") as t:
+        child = PtyProcess.spawn([sys.executable, "-c", SCRIPT])
+        while True:
+            try:
+                child.read(4096)
+            except EOFError:
+                break
+        child.wait()
+    assert child.exitstatus == 0
+    inner = bars(t)[f"[pid {child.pid}] inner"]
+    assert (inner["current"], inner["total"], inner["closed"]) == (4, 4, True)
+
+
 def test_a_failing_child_task_says_so_in_the_submitting_task(rt):
     code = "import jupyter_taskstream as ts\nwith ts.task('bad'):\n    raise ValueError('nope')\n"
     with rt.task("outer") as t:
