@@ -12,6 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..errors import TaskNotFound
 from ..protocol import STATUSES, TERMINAL_STATUSES, display_status
 from .base import AUTH_RESOURCE, SafeLogMixin
 from .registry import TaskRegistry
@@ -72,16 +73,22 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
         raw = self.get_query_argument("page", "", strip=False) or "1"
         if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) >= 1):
             raise web.HTTPError(400, "query argument page must be a page number from 1")
-        snapshots = registry.snapshots()
-        pages = max(1, -(-len(snapshots) // NOSCRIPT_ROWS))
+        # Only the page's tasks are snapshotted: the page is asked for while its list is too.
+        tasks = registry.tasks()
+        pages = max(1, -(-len(tasks) // NOSCRIPT_ROWS))
         number = min(int(raw), pages)
         first = (number - 1) * NOSCRIPT_ROWS
-        rows = [_row(self.base_url, task) for task in snapshots[first : first + NOSCRIPT_ROWS]]
+        rows = []
+        for task in tasks[first : first + NOSCRIPT_ROWS]:
+            try:
+                rows.append(_row(self.base_url, registry.snapshot(task.id)))
+            except TaskNotFound:
+                continue  # created, not committed yet
         here = url_path_join(self.base_url, "taskstream") + "/"
         paging = {
             "first": first + 1,
             "last": first + len(rows),
-            "total": len(snapshots),
+            "total": len(tasks),
             "prev": f"{here}?page={number - 1}" if number > 1 else None,
             "next": f"{here}?page={number + 1}" if number < pages else None,
         }
