@@ -19,13 +19,13 @@ const CARD_ESTIMATE = 260;
 const OVERSCAN_PX = 300;
 
 export type Filter = 'all' | 'active' | 'completed' | 'failed' | 'cancelled';
-const FILTERS: [Filter, string][] = [
-  ['all', 'All'],
-  ['active', 'Running'],
-  ['completed', 'Completed'],
-  ['failed', 'Failed'],
-  ['cancelled', 'Cancelled']
-];
+const FILTERS: Record<Filter, string> = {
+  all: 'All',
+  active: 'Running',
+  completed: 'Completed',
+  failed: 'Failed',
+  cancelled: 'Cancelled'
+};
 
 export interface IPanelActions {
   openLog(id: string): void;
@@ -62,7 +62,7 @@ export class TasksPanel extends Widget {
     const toolbar = el('div', 'jp-TaskStream-toolbar', this.node);
     this._filter = el('select', 'jp-TaskStream-filter jp-mod-styled', toolbar);
     this._filter.setAttribute('aria-label', 'Show tasks by status');
-    for (const [value, label] of FILTERS) {
+    for (const [value, label] of Object.entries(FILTERS)) {
       const option = el('option', '', this._filter);
       option.value = value;
       option.textContent = label;
@@ -85,10 +85,6 @@ export class TasksPanel extends Widget {
     store.changed.connect(this._onChanged, this);
     stream.stateChanged.connect(this._renderConnection, this);
     this._renderConnection();
-  }
-
-  get filter(): Filter {
-    return this._filterValue;
   }
 
   setFilter(filter: Filter): void {
@@ -124,8 +120,7 @@ export class TasksPanel extends Widget {
   }
 
   protected onAfterShow(): void {
-    this._place(new Set(), true);
-    this._startClock();
+    this.onAfterAttach();
   }
 
   protected onAfterAttach(): void {
@@ -134,17 +129,13 @@ export class TasksPanel extends Widget {
   }
 
   protected onBeforeDetach(): void {
+    // Also how dispose() stops it: a disposed widget is detached first.
     window.clearInterval(this._clock);
     this._clock = 0;
   }
 
   protected onResize(): void {
     this._scheduleLayout();
-  }
-
-  dispose(): void {
-    window.clearInterval(this._clock);
-    super.dispose();
   }
 
   /** The shared row/card views, bound to what the panel knows and does. */
@@ -254,11 +245,12 @@ export class TasksPanel extends Widget {
     this._place(dirty, dirty.size === 0);
   }
 
+  /** Scrolling or resizing: place the window again over the same list (no re-sort). */
   private _scheduleLayout(): void {
     if (!this._frame) {
       this._frame = requestAnimationFrame(() => {
         this._frame = 0;
-        this._place(new Set(), false);
+        this._place(new Set(), false, false);
       });
     }
   }
@@ -278,41 +270,20 @@ export class TasksPanel extends Widget {
     return this._expanded.has(id) ? (this._heights.get(id) ?? CARD_ESTIMATE) : ROW_HEIGHT;
   }
 
-  /** Order, filter, size and place the rows; (re)render the visible ones that changed. */
-  private _place(dirty: Set<string>, all: boolean): void {
+  /** Order and filter (unless only the window moved), then place the window of rows;
+   * (re)render the visible ones that changed. */
+  private _place(dirty: Set<string>, all: boolean, relist = true): void {
     if (!this.isAttached) {
       return;
     }
     if (this._stale) {
-      all = true;
+      all = relist = true;
       this._stale = false;
     }
-    const ordered = this.store.ordered();
-    let running = 0;
-    for (const t of ordered) {
-      if (!FINAL.has(t.snap.status)) {
-        running += 1;
-      }
+    if (relist) {
+      this._relist();
     }
-    this._counts.textContent = ordered.length ? `${running} running · ${ordered.length} in all` : '';
-    this._list = ordered.filter(t => this._matches(t));
-    const offsets = new Array<number>(this._list.length);
-    let y = 0;
-    for (let i = 0; i < this._list.length; i++) {
-      offsets[i] = y;
-      y += this._height(this._list[i].id);
-    }
-    this._offsets = offsets;
-    this._sizer.style.height = `${y}px`;
-    this._empty.textContent = !this.store.loaded
-      ? 'Connecting to the hub…'
-      : this._list.length
-        ? ''
-        : ordered.length
-          ? 'No task matches the filter.'
-          : 'No tasks yet. Start one with %%taskstream in a notebook.';
-    this._empty.hidden = this._list.length > 0;
-
+    const offsets = this._offsets;
     const top = this._scroller.scrollTop - OVERSCAN_PX;
     const bottom = this._scroller.scrollTop + (this._scroller.clientHeight || 600) + OVERSCAN_PX;
     // First row whose bottom is below `top` (binary search on the offsets).
@@ -326,11 +297,11 @@ export class TasksPanel extends Widget {
         hi = mid;
       }
     }
-    let hiEnd = lo;
-    while (hiEnd < this._list.length && offsets[hiEnd] < bottom) {
-      hiEnd++;
+    let end = lo;
+    while (end < this._list.length && offsets[end] < bottom) {
+      end++;
     }
-    const keep = new Set(this._list.slice(lo, hiEnd).map(t => t.id));
+    const keep = new Set(this._list.slice(lo, end).map(t => t.id));
     // Rows that left the window go back to the pool first, so the new ones reuse them.
     for (const [id, view] of this._mounted) {
       if (!keep.has(id)) {
@@ -341,7 +312,7 @@ export class TasksPanel extends Widget {
       }
     }
     const measure: IRowView[] = [];
-    for (let i = lo; i < hiEnd; i++) {
+    for (let i = lo; i < end; i++) {
       const t = this._list[i];
       let view = this._mounted.get(t.id);
       const fresh = !view;
@@ -352,7 +323,7 @@ export class TasksPanel extends Widget {
       }
       const topPx = `${offsets[i]}px`;
       if (view.root.style.top !== topPx) {
-        view.root.style.top = topPx;
+        view.root.style.top = topPx; // only when changed: an equal value still dirties the style
       }
       if (fresh || all || dirty.has(t.id)) {
         const expanded = this._expanded.has(t.id);
@@ -367,15 +338,44 @@ export class TasksPanel extends Widget {
     let moved = false;
     for (const view of measure) {
       const h = view.root.offsetHeight;
-      const id = view.task!.id;
-      if (h && h !== this._heights.get(id)) {
-        this._heights.set(id, h);
+      if (h && h !== this._heights.get(view.task!.id)) {
+        this._heights.set(view.task!.id, h);
         moved = true;
       }
     }
     if (moved) {
-      this._place(new Set(), false);
+      this._placeRows();
+      this._place(new Set(), false, false);
     }
+  }
+
+  /** The tasks to show, in order (running first), their counts and the empty-list text. */
+  private _relist(): void {
+    const ordered = this.store.ordered();
+    const running = ordered.filter(t => !FINAL.has(t.snap.status)).length;
+    this._counts.textContent = ordered.length ? `${running} running · ${ordered.length} in all` : '';
+    this._list = ordered.filter(t => this._matches(t));
+    this._placeRows();
+    this._empty.textContent = !this.store.loaded
+      ? 'Connecting to the hub…'
+      : this._list.length
+        ? ''
+        : ordered.length
+          ? 'No task matches the filter.'
+          : 'No tasks yet. Start one with %%taskstream in a notebook.';
+    this._empty.hidden = this._list.length > 0;
+  }
+
+  /** Each row's offset from the list and the row heights; the sizer as tall as all rows. */
+  private _placeRows(): void {
+    const offsets = new Array<number>(this._list.length);
+    let y = 0;
+    for (let i = 0; i < this._list.length; i++) {
+      offsets[i] = y;
+      y += this._height(this._list[i].id);
+    }
+    this._offsets = offsets;
+    this._sizer.style.height = `${y}px`;
   }
 
   private _renderConnection(): void {
