@@ -305,7 +305,8 @@ def build() -> dict:
             "additionalProperties": False,
             "properties": {
                 "events": {"type": "array", "items": ref("LogEvent")},
-                "last_event_id": {"type": "integer", "minimum": 0, "description": "Pass it back as `after`."},
+                "last_event_id": {"type": "integer", "minimum": 0,
+                                  "description": "Pass it back as `after`; with `before` or `tail`, the log's newest id."},
                 "truncated": {"type": "boolean", "description": "Retention dropped lines this page would hold."},
             },
         },
@@ -513,10 +514,13 @@ def build() -> dict:
             "parameters": [task_param()],
             "get": {
                 "operationId": "getTaskLog",
-                "summary": "Captured output, paged by event id, or its last lines.",
+                "summary": "Captured output, paged forward (after) or back (before) by event id, or its last lines.",
                 "parameters": [
                     {"name": "after", "in": "query", "schema": {"type": "string", "pattern": CURSOR},
                      "description": "Lines after this event id (a `last_event_id` from before)."},
+                    {"name": "before", "in": "query", "schema": {"type": "string", "pattern": POSITIVE},
+                     "description": "Page back: the newest `limit` lines with an id below this one (the first "
+                                    "id of the page shown), oldest first; not with `tail`."},
                     {"name": "limit", "in": "query", "description": "At most this many lines (up to 10,000).",
                      "schema": {"type": "string", "pattern": POSITIVE}},
                     {"name": "tail", "in": "query", "description": "Only the last N lines (up to 10,000).",

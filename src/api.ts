@@ -8,6 +8,13 @@ import { ILogLine, ISnapshot } from './model';
 
 export const API_PATH = 'taskstream/api';
 
+/** A page of ``GET tasks/{id}/log``. */
+export interface ILogPage {
+  events: { id: number; data: { stream?: string; text: string } }[];
+  last_event_id: number;
+  truncated: boolean;
+}
+
 export class TaskApi {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}
 
@@ -52,18 +59,22 @@ export class TaskApi {
     await this._json('DELETE', this.url('tasks', id));
   }
 
-  /** One page of a task's log after ``after`` (an event id; 0 for the start). */
-  async log(
-    id: string,
-    after: number,
-    limit = 1000
-  ): Promise<{ events: { id: number; data: { stream?: string; text: string } }[]; last_event_id: number; truncated: boolean }> {
-    const url = this.url('tasks', id, 'log') + URLExt.objectToQueryString({ after: String(after), limit: String(limit) });
-    return this._json('GET', url);
+  /**
+   * One page of a task's log: the lines after ``after`` (an event id; 0 for the start), or
+   * with ``before`` the newest ``limit`` lines below that id, or with ``tail`` the last lines.
+   */
+  async log(id: string, query: { after?: number; before?: number; limit?: number; tail?: number }): Promise<ILogPage> {
+    const params: Record<string, string> = {};
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) {
+        params[key] = String(value);
+      }
+    }
+    return this._json('GET', this.url('tasks', id, 'log') + URLExt.objectToQueryString(params));
   }
 
   /** A whole page of lines from ``log`` as ``ILogLine``s. */
-  static lines(page: { events: { id: number; data: { stream?: string; text: string } }[] }): ILogLine[] {
+  static lines(page: ILogPage): ILogLine[] {
     return page.events.map(e => ({ id: e.id, stream: e.data.stream || 'stdout', text: String(e.data.text) }));
   }
 

@@ -1,14 +1,18 @@
-// "Open log": a task's whole log in a main-area tab. It pages through the history with the
-// hub's log endpoint (after=<event id>, a page at a time) and then follows the live lines the
-// shared stream brings, without a second stream: ids tell which lines it already has.
+// "Open log": a task's whole log in a main-area tab. It opens on the newest lines (the hub's
+// log endpoint with tail=), follows the live lines the shared stream brings (ids tell which
+// it already has, so no second stream), and pages back through the history as the reader
+// scrolls up (before=<first id shown>&limit=), keeping the lines in view where they were.
 
 import { Widget } from '@lumino/widgets';
 
-import { TaskApi } from './api';
+import { ILogPage, TaskApi } from './api';
 import { lineText } from './format';
 import { FINAL, ILogLine, shownStatus, TaskStore } from './model';
 
-const PAGE = 1000;
+/** Lines per page, either way. */
+export const PAGE = 500;
+/** Fetch the page before when the reader is this close to the top (px). */
+const NEAR_TOP_PX = 400;
 
 export class LogView extends Widget {
   constructor(
@@ -27,11 +31,12 @@ export class LogView extends Widget {
     this._box.className = 'jp-TaskStream-logBox';
     this._box.setAttribute('role', 'log');
     this._box.tabIndex = 0;
+    this._box.addEventListener('scroll', () => this._onScroll(), { passive: true });
     this.node.append(this._head, this._note, this._box);
     store.logAppended.connect(this._onLive, this);
     store.changed.connect(this._renderHead, this);
     this._renderHead();
-    void this._loadHistory();
+    void this._loadTail();
   }
 
   /** Lines shown so far. */
@@ -48,42 +53,89 @@ export class LogView extends Widget {
     this.title.label = `Log: ${t ? t.snap.name : this.taskId}`;
   }
 
-  private async _loadHistory(): Promise<void> {
-    let after = 0;
-    this._note.textContent = 'Loading the log…';
+  private async _loadTail(): Promise<void> {
+    this._setNote('Loading the log…');
+    let page: ILogPage;
     try {
-      for (;;) {
-        const page = await this.api.log(this.taskId, after, PAGE);
-        if (page.truncated && after === 0) {
-          this._truncated = true;
-        }
-        this._append(TaskApi.lines(page));
-        if (page.events.length < PAGE || page.last_event_id <= after) {
-          break;
-        }
-        after = page.last_event_id;
-        if (this.isDisposed) {
-          return;
-        }
-      }
+      page = await this.api.log(this.taskId, { tail: PAGE });
     } catch (err) {
-      this._note.textContent = `Could not load the log: ${(err as Error).message}`;
+      this._setNote(`Could not load the log: ${(err as Error).message}`);
       return;
     }
+    if (this.isDisposed) {
+      return;
+    }
+    const lines = TaskApi.lines(page);
+    this._firstId = lines.length ? lines[0].id : page.last_event_id + 1;
     this._loaded = true;
-    // Live lines that arrived while the history loaded, in order, without the ones it had.
+    this._append(lines);
+    // Live lines that arrived meanwhile, in order, without the ones it had.
     this._append(this._pending);
     this._pending = [];
+    this._box.scrollTop = this._box.scrollHeight;
+    this._atStart = lines.length < PAGE;
+    this._gone = page.truncated;
+    this._renderStart();
     const t = this.store.tasks.get(this.taskId);
-    const dropped = t && typeof t.snap.log_dropped === 'number' ? (t.snap.log_dropped as number) : 0;
-    this._note.textContent =
-      this._truncated || dropped
-        ? `The oldest ${dropped || 'few'} lines are gone (the hub keeps the newest ones).`
-        : '';
-    this._note.hidden = !this._note.textContent;
     if (t && FINAL.has(t.snap.status)) {
       this.node.dataset.complete = 'true';
     }
+    // A short tab, or a log that fits, may have nothing to scroll: look at the top now.
+    this._onScroll();
+  }
+
+  /** Near the top: fetch the page before the first line shown and put it above. */
+  private _onScroll(): void {
+    // clientHeight 0: not on screen (a hidden tab), where "near the top" says nothing.
+    const box = this._box;
+    if (!this._loaded || this._atStart || this._paging || !box.clientHeight || box.scrollTop > NEAR_TOP_PX) {
+      return;
+    }
+    this._paging = true;
+    this._box.setAttribute('aria-busy', 'true');
+    void this.api
+      .log(this.taskId, { before: this._firstId, limit: PAGE })
+      .then(page => {
+        if (this.isDisposed) {
+          return;
+        }
+        const lines = TaskApi.lines(page);
+        this._prepend(lines);
+        this._atStart = lines.length < PAGE;
+        this._gone = this._gone || page.truncated;
+        this._renderStart();
+      })
+      .catch(err => this._setNote(`Could not load older lines: ${(err as Error).message}`))
+      .finally(() => {
+        this._paging = false;
+        this._box.removeAttribute('aria-busy');
+        // Still at the top (a fast scroll, a short page): the next page, one at a time.
+        if (!this.isDisposed && !this._atStart) {
+          requestAnimationFrame(() => this._onScroll());
+        }
+      });
+  }
+
+  protected onAfterShow(): void {
+    this._onScroll();
+  }
+
+  private _renderStart(): void {
+    this.node.dataset.start = this._atStart ? 'true' : 'false';
+    if (!this._atStart) {
+      this._setNote('');
+      return;
+    }
+    const t = this.store.tasks.get(this.taskId);
+    const dropped = t && typeof t.snap.log_dropped === 'number' ? (t.snap.log_dropped as number) : 0;
+    this._setNote(
+      this._gone || dropped ? `The oldest ${dropped || 'few'} lines are gone (the hub keeps the newest ones).` : ''
+    );
+  }
+
+  private _setNote(text: string): void {
+    this._note.textContent = text;
+    this._note.hidden = !text;
   }
 
   private _onLive(_: TaskStore, change: { id: string; lines: ILogLine[] }): void {
@@ -95,6 +147,17 @@ export class LogView extends Widget {
       return;
     }
     this._append(change.lines);
+  }
+
+  private _row(line: ILogLine): HTMLElement {
+    const row = document.createElement('div');
+    row.className = 'jp-TaskStream-logLine';
+    row.dataset.id = String(line.id);
+    if (line.stream === 'stderr') {
+      row.classList.add('jp-mod-stderr');
+    }
+    row.textContent = lineText(line.text);
+    return row;
   }
 
   private _append(lines: ILogLine[]): void {
@@ -110,18 +173,29 @@ export class LogView extends Widget {
         continue;
       }
       this._lastId = line.id;
-      const row = document.createElement('div');
-      row.className = 'jp-TaskStream-logLine';
-      if (line.stream === 'stderr') {
-        row.classList.add('jp-mod-stderr');
-      }
-      row.textContent = lineText(line.text);
-      fragment.appendChild(row);
+      fragment.appendChild(this._row(line));
     }
     box.appendChild(fragment);
     if (atBottom) {
       box.scrollTop = box.scrollHeight;
     }
+  }
+
+  /** Older lines above the first one, the lines in view staying where they are. */
+  private _prepend(lines: ILogLine[]): void {
+    const older = lines.filter(line => line.id < this._firstId);
+    if (!older.length) {
+      return;
+    }
+    const box = this._box;
+    const fragment = document.createDocumentFragment();
+    for (const line of older) {
+      fragment.appendChild(this._row(line));
+    }
+    const before = box.scrollHeight;
+    box.insertBefore(fragment, box.firstChild);
+    box.scrollTop += box.scrollHeight - before;
+    this._firstId = older[0].id;
   }
 
   dispose(): void {
@@ -133,8 +207,13 @@ export class LogView extends Widget {
   private _head: HTMLElement;
   private _note: HTMLElement;
   private _box: HTMLElement;
+  /** Id of the newest line shown, and of the oldest: the cursors both ways. */
   private _lastId = 0;
+  private _firstId = 0;
   private _loaded = false;
-  private _truncated = false;
+  /** The first line of the log is shown (or nothing older is left). */
+  private _atStart = false;
+  private _gone = false;
+  private _paging = false;
   private _pending: ILogLine[] = [];
 }

@@ -175,13 +175,16 @@ export class TaskStore {
     for (const t of this.tasks.values()) {
       (isActive(t) ? active : done).push(t);
     }
-    const key = (t: ITask) => {
+    // Each task's key once, not once per comparison (a date parse each).
+    const keys = new Map<ITask, number>();
+    for (const t of this.tasks.values()) {
       const s = t.snap;
       const time = FINAL.has(s.status) ? parseTime(s.finished) : parseTime(s.created);
-      return time ?? t.firstSeen;
-    };
-    active.sort((a, b) => key(b) - key(a) || (a.id < b.id ? -1 : 1));
-    done.sort((a, b) => key(b) - key(a) || (a.id < b.id ? -1 : 1));
+      keys.set(t, time ?? t.firstSeen);
+    }
+    const byKey = (a: ITask, b: ITask) => keys.get(b)! - keys.get(a)! || (a.id < b.id ? -1 : 1);
+    active.sort(byKey);
+    done.sort(byKey);
     return active.concat(done);
   }
 

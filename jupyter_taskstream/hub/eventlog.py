@@ -107,6 +107,18 @@ class EventLog:
         start = bisect.bisect_right(self._ids, cursor)
         return self._events[start:]
 
+    def before(self, cursor: int, n: int, type: str, floor: int = 0) -> list[Event]:
+        """The newest ``n`` held events of one type with ``floor < id < cursor``, oldest first."""
+        out: list[Event] = []
+        for i in range(bisect.bisect_left(self._ids, cursor) - 1, -1, -1):
+            event = self._events[i]
+            if event.id <= floor or len(out) >= n:
+                break
+            if event.type == type:
+                out.append(event)
+        out.reverse()
+        return out
+
     def tail(self, n: int, type: str | None = None) -> list[Event]:
         """The newest ``n`` events (of one type, if given), oldest first."""
         if type is None:

@@ -12,6 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 from tornado import web
 
+from ..errors import TaskNotFound
 from ..protocol import STATUSES, TERMINAL_STATUSES, display_status
 from .base import AUTH_RESOURCE, SafeLogMixin
 from .registry import TaskRegistry
@@ -19,6 +20,8 @@ from .registry import TaskRegistry
 __all__ = ["TaskPageHandler"]
 
 TEMPLATES_DIR = pathlib.Path(__file__).parent / "templates"
+#: Rows of the no-JS table per page.
+NOSCRIPT_ROWS = 50
 
 
 class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
@@ -65,31 +68,58 @@ class TaskPageHandler(SafeLogMixin, ExtensionHandlerMixin, JupyterHandler):
             "displayStatuses": list(shown),
             "viewsUrl": self.static_url("taskview.js"),
         }
+        # The no-JS table is paged (?page=N): a thousand rows would be ~280 kB of HTML that the
+        # browser parses before the page's script may run, even with JavaScript on.
+        raw = self.get_query_argument("page", "", strip=False) or "1"
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 9 and int(raw) >= 1):
+            raise web.HTTPError(400, "query argument page must be a page number from 1")
+        # Only the page's tasks are snapshotted: the page is asked for while its list is too.
+        tasks = registry.tasks()
+        pages = max(1, -(-len(tasks) // NOSCRIPT_ROWS))
+        number = min(int(raw), pages)
+        first = (number - 1) * NOSCRIPT_ROWS
         rows = []
-        for task in registry.snapshots():
-            p = task["progress"]
-            pct = "" if p["fraction"] is None else f"{p['fraction'] * 100:.0f}%"
-            total = "" if p["total"] is None else f"/{p['total']:g}"
-            rows.append(
-                {
-                    "id": task["id"],
-                    "url": url_path_join(self.base_url, "taskstream/api/tasks", task["id"]),
-                    "name": task["name"],
-                    "status": task["status"],
-                    "progress": f"{p['current']:g}{total} {p['unit']} {pct}".strip(),
-                    "message": task["message"],
-                }
-            )
+        for task in tasks[first : first + NOSCRIPT_ROWS]:
+            try:
+                rows.append(_row(self.base_url, registry.snapshot(task.id)))
+            except TaskNotFound:
+                continue  # created, not committed yet
+        here = url_path_join(self.base_url, "taskstream") + "/"
+        paging = {
+            "first": first + 1,
+            "last": first + len(rows),
+            "total": len(tasks),
+            "prev": f"{here}?page={number - 1}" if number > 1 else None,
+            "next": f"{here}?page={number + 1}" if number < pages else None,
+        }
         html = _page_template().render(
             config=config,
             rows=rows,
+            paging=paging,
+            list_url=config["apiUrl"] + "tasks",
             css_url=self.static_url("dashboard.css"),
             js_url=self.static_url("dashboard.js"),
             views_url=self.static_url("taskview.js"),
+            views_css_url=self.static_url("taskview.css"),
             favicon_url=url_path_join(self.base_url, "static/favicon.ico"),
         )
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.finish(html)
+
+
+def _row(base_url: str, task: dict) -> dict:
+    """One task as the no-JS table shows it."""
+    p = task["progress"]
+    pct = "" if p["fraction"] is None else f"{p['fraction'] * 100:.0f}%"
+    total = "" if p["total"] is None else f"/{p['total']:g}"
+    return {
+        "id": task["id"],
+        "url": url_path_join(base_url, "taskstream/api/tasks", task["id"]),
+        "name": task["name"],
+        "status": task["status"],
+        "progress": f"{p['current']:g}{total} {p['unit']} {pct}".strip(),
+        "message": task["message"],
+    }
 
 
 @functools.lru_cache(maxsize=None)

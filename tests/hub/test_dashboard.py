@@ -101,7 +101,9 @@ async def test_page_carries_its_config_as_json_and_loads_static_files(client):
     assert config["viewsUrl"].startswith("/a%40b/static/jupyter_taskstream/taskview.js?v=")
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert '<script type="module"' in r.text
-    for asset, kind in (("dashboard.js", "javascript"), ("taskview.js", "javascript"), ("dashboard.css", "text/css")):
+    assets = (("dashboard.js", "javascript"), ("taskview.js", "javascript"), ("dashboard.css", "text/css"),
+              ("taskview.css", "text/css"))  # fmt: skip
+    for asset, kind in assets:
         src = re.search(rf'"(/a%40b/static/jupyter_taskstream/{asset}\?v=\w+)"', r.text).group(1)
         served = await client.get(src.removeprefix("/a%40b/"))
         assert served.status_code == 200 and kind in served.headers["content-type"]

@@ -332,3 +332,31 @@ async def test_child_bars_show_as_a_hint_and_in_the_card(page, client, dashboard
     await expect(children.nth(0).locator(".ts-child-count")).to_have_text("3 / 10 batch")
     await expect(children.nth(0).locator(".ts-bar")).to_have_attribute("style", re.compile(r"width: 30%"))
     await expect(children.nth(1).locator(".ts-child-name")).to_have_text("<b>val</b>")
+
+
+async def test_page_without_javascript_pages_the_table(browser, client, registry, dashboard_url):  # noqa: F811
+    """The no-JS table holds a page of tasks, not all 1,000, and links to the next pages."""
+    ids = await populate(registry)
+    newest_first = list(reversed(ids["all"]))
+    context = await browser.new_context(java_script_enabled=False)
+    try:
+        page = await context.new_page()
+        await page.goto(dashboard_url)
+        rows = page.locator("table.ts-table tbody tr")
+        await expect(rows).to_have_count(50)
+        assert await rows.locator("td:first-child").all_text_contents() == newest_first[:50]
+        await page.locator("a[rel=next]").click()
+        assert await rows.locator("td:first-child").all_text_contents() == newest_first[50:100]
+        await expect(page.locator("a[rel=prev]")).to_be_visible()
+        await page.goto(dashboard_url + "&page=20")
+        assert await rows.locator("td:first-child").all_text_contents() == newest_first[950:]
+        await expect(page.locator("a[rel=next]")).to_have_count(0)
+        # Past the end: the last page.
+        await page.goto(dashboard_url + "&page=999")
+        assert await rows.locator("td:first-child").all_text_contents() == newest_first[950:]
+    finally:
+        await context.close()
+    for bad in ("0", "x", "-1", "1.5", "\u0663", "1" * 12):
+        r = await client.get("taskstream/", params={"page": bad})
+        assert r.status_code == 400, (bad, r.status_code)
+        assert "page" in r.text and "Traceback" not in r.text

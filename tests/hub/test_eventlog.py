@@ -48,6 +48,18 @@ def test_tail_filters_by_type():
     assert [e.id for e in log.tail(1)] == [3]
 
 
+def test_before_pages_back_by_type_above_a_floor():
+    log = EventLog(100)
+    fill(log, [1, 2, 4, 7, 8])
+    log.append(Event(9, "t", "progress", {"current": 1}))
+    fill(log, [10])
+    assert [e.id for e in log.before(10, 2, "log")] == [7, 8]
+    assert [e.id for e in log.before(11, 2, "log")] == [8, 10]  # the progress event does not count
+    assert [e.id for e in log.before(7, 10, "log")] == [1, 2, 4]
+    assert [e.id for e in log.before(8, 10, "log", floor=2)] == [4, 7]
+    assert log.before(1, 10, "log") == [] and log.before(99, 0, "log") == []
+
+
 def test_sse_bytes_are_encoded_once_and_carry_task_on_the_all_stream():
     event = Event(4, "abc", "log", {"stream": "stdout", "text": "hi"})
     assert event.sse() is event.sse()

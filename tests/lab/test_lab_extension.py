@@ -87,13 +87,13 @@ async def test_panel_follows_a_task_live_and_shows_text_as_text(page, page_event
 
     task = await hub.create(XSS, total=10, unit="file")
     r = row(page, task)
-    await expect(r.locator(".jp-TaskStream-name")).to_have_text(XSS)
+    await expect(r.locator(".ts-name")).to_have_text(XSS)
     await hub.publish(task, ("status", {"status": "running"}), ("progress", {"current": 3, "message": XSS}))
     await expect(r).to_have_attribute("data-status", "running")
-    await expect(r.locator(".jp-TaskStream-meter")).to_contain_text("3/10 file")
-    await expect(r.locator(".jp-TaskStream-bar")).to_have_attribute("style", re.compile(r"width: 30%"))
+    await expect(r.locator(".ts-count")).to_contain_text("3 / 10 file")
+    await expect(r.locator(".ts-rowline .ts-bar")).to_have_attribute("style", re.compile(r"width: 30%"))
     await hub.publish(task, ("progress", {"current": 7}), ("log", {"stream": "stderr", "text": "disk nearly full"}))
-    await expect(r.locator(".jp-TaskStream-meter")).to_contain_text("7/10 file")
+    await expect(r.locator(".ts-count")).to_contain_text("7 / 10 file")
 
     # The status bar counts it, with the overall bar; it opens the panel when clicked.
     item = page.locator(".jp-TaskStream-statusItem")
@@ -101,11 +101,11 @@ async def test_panel_follows_a_task_live_and_shows_text_as_text(page, page_event
     await expect(item.locator(".jp-TaskStream-bar")).to_have_attribute("style", re.compile(r"width: 70%"))
 
     # Unfolded: the message, the log (stderr red) and the actions.
-    await r.locator(".jp-TaskStream-line1").click()
-    await expect(r.locator(".jp-TaskStream-message")).to_have_text(XSS)
-    line = r.locator(".jp-TaskStream-log .jp-TaskStream-logLine")
+    await r.locator(".ts-name").click()
+    await expect(r.locator(".ts-message")).to_have_text(XSS)
+    line = r.locator(".ts-log .ts-line")
     await expect(line).to_have_text("disk nearly full")
-    await expect(line).to_have_class(re.compile("jp-mod-stderr"))
+    await expect(line).to_have_class(re.compile("ts-stderr"))
     assert await panel.locator("img").count() == 0
 
     # A running task goes above a finished one, whatever their ages.
@@ -125,7 +125,7 @@ async def test_panel_follows_a_task_live_and_shows_text_as_text(page, page_event
     await expect(panel.locator(".jp-TaskStream-row")).to_have_count(2)
 
     # Delete a finished task from the panel: the hub forgets it and the row goes.
-    await row(page, done).locator(".jp-TaskStream-delete").click()
+    await row(page, done).locator(".ts-rowline .ts-delete").click()
     await expect(row(page, done)).to_have_count(0)
 
     # Open log: the whole log in a main-area tab that follows it live.
@@ -157,6 +157,44 @@ async def test_a_thousand_tasks_cost_a_screenful(page, page_events, lab_url, hub
     assert page_events.errors == []
 
 
+async def test_log_tab_opens_on_the_tail_and_pages_back_to_the_first_line(page, page_events, lab_url, hub):
+    task = await hub.create("long log")
+    await hub.publish(task, ("status", {"status": "running"}))
+    for start in range(0, 2000, 500):
+        await hub.publish(task, *(("log", {"text": f"line {i}"}) for i in range(start, start + 500)))
+    await open_lab(page, lab_url())
+    await open_panel(page)
+    await row(page, task).locator(".ts-name").click()
+    await row(page, task).locator(".jp-TaskStream-openLog").click()
+    log = page.locator(f'.jp-TaskStream-logView[data-task-id="{task}"]')
+    lines = log.locator(".jp-TaskStream-logLine")
+    # The tail first: the newest line, not the whole log.
+    await expect(lines.last).to_have_text("line 1999")
+    shown = await lines.count()
+    assert 0 < shown < 2000, shown
+    await expect(log).to_have_attribute("data-start", "false")
+    # Scrolling up fetches older pages until the first line is there.
+    box = log.locator(".jp-TaskStream-logBox")
+    view = await log.element_handle()
+    for _ in range(20):
+        if await log.get_attribute("data-start") == "true":
+            break
+        before = await lines.count()
+        await box.evaluate("b => { b.scrollTop = 0; }")
+        await page.wait_for_function(
+            "([view, n]) => view.querySelectorAll('.jp-TaskStream-logLine').length > n || view.dataset.start === 'true'",
+            arg=[view, before],
+        )
+    await expect(log).to_have_attribute("data-start", "true")
+    await expect(lines.first).to_have_text("line 0")
+    texts = await lines.all_text_contents()
+    assert texts == [f"line {i}" for i in range(2000)]
+    # Still live at the end.
+    await hub.publish(task, ("log", {"text": "line 2000"}))
+    await expect(lines.last).to_have_text("line 2000")
+    assert page_events.errors == []
+
+
 async def test_cancel_from_the_panel_and_go_to_cell(page, page_events, lab_url, hub):
     notebook = await open_notebook(page, lab_url("lab/tree/tasks.ipynb"))
     await run_all(page, notebook)
@@ -170,20 +208,20 @@ async def test_cancel_from_the_panel_and_go_to_cell(page, page_events, lab_url, 
 
     panel = await open_panel(page)
     r = row(page, task)
-    await expect(r.locator(".jp-TaskStream-name")).to_have_text("endless")
+    await expect(r.locator(".ts-name")).to_have_text("endless")
     await expect(r).to_have_attribute("data-status", "running")
     # Live: the count moves while we watch.
-    first = await r.locator(".jp-TaskStream-meter").text_content()
-    await expect(r.locator(".jp-TaskStream-meter")).not_to_have_text(first)
-    await expect(r.locator(".jp-TaskStream-last")).to_contain_text("step")
+    first = await r.locator(".ts-count").text_content()
+    await expect(r.locator(".ts-count")).not_to_have_text(first)
+    await expect(r.locator(".ts-last")).to_contain_text("step")
 
     # Go to cell: the cell that started the task becomes the active one.
-    await r.locator(".jp-TaskStream-line1").click()
+    await r.locator(".ts-name").click()
     await notebook.locator(".jp-Cell").nth(4).locator(".jp-InputPrompt").click()
     await r.locator(".jp-TaskStream-goToCell").click()
     await expect(notebook.locator(".jp-Cell").nth(1)).to_have_class(re.compile(r"\bjp-mod-active\b"))
 
-    await r.locator(".jp-TaskStream-cancel").click()
+    await r.locator(".ts-rowline .ts-cancel").click()
     await expect(r).to_have_attribute("data-status", "cancelled", timeout=15_000)
     await wait_for(lambda: _is(hub.status(task), "cancelled"), message="the hub to say cancelled")
     await expect(widget).to_have_count(0)  # the cell's widget gave way to its final state
@@ -228,9 +266,9 @@ async def test_toast_when_a_long_task_fails_and_its_actions(page, page_events, l
     await toast.get_by_role("button", name="Show").click()
     await expect(panel).to_be_visible()
     r = row(page, slow)
-    await expect(r).to_have_class(re.compile("jp-mod-expanded"))
-    await expect(r.locator(".jp-TaskStream-traceback")).to_contain_text("ValueError: bad row")
-    await expect(r.locator(".jp-TaskStream-last")).to_have_text("ValueError: bad row")
+    await expect(r).to_have_class(re.compile("ts-expanded"))
+    await expect(r.locator(".ts-error")).to_contain_text("ValueError: bad row")
+    await expect(r.locator(".ts-last")).to_have_text("ValueError: bad row")
     assert page_events.errors == []
 
 
@@ -291,8 +329,8 @@ async def test_dark_theme_screenshot(browser, lab_url, hub, lab_dirs, tmp_path):
         await expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false", timeout=LAB_TIMEOUT_MS)
         await expect(page.locator(f"{NOTEBOOK} .jp-Cell").first).to_be_visible(timeout=LAB_TIMEOUT_MS)
         panel = await open_panel(page)
-        await row(page, failed).locator(".jp-TaskStream-line1").click()
-        await expect(row(page, failed).locator(".jp-TaskStream-traceback")).to_be_visible()
+        await row(page, failed).locator(".ts-name").click()
+        await expect(row(page, failed).locator(".ts-error")).to_be_visible()
         await page.mouse.move(600, 400)
         await page.screenshot(path=artifact("lab-tasks-panel-dark.png"), animations="disabled")
         if os.environ.get("TASKSTREAM_UPDATE_DOCS") == "1":
@@ -326,7 +364,7 @@ async def test_four_tabs_share_one_stream_and_lab_still_saves(browser, lab_url, 
         await pages[2].locator(".jp-TaskStream-statusItem").click()
         panel = pages[2].locator(PANEL)
         await expect(panel).to_be_visible()
-        await expect(row(pages[2], task).locator(".jp-TaskStream-meter")).to_contain_text("2/4")
+        await expect(row(pages[2], task).locator(".ts-count")).to_contain_text("2 / 4")
         assert await panel.get_attribute("data-role") == "follower"
 
         # Lab's own requests still go through at once: a save lands on disk within seconds.
@@ -354,7 +392,7 @@ async def test_four_tabs_share_one_stream_and_lab_still_saves(browser, lab_url, 
         await hub.publish(task, ("progress", {"current": 3}))
         for page in pages[1:]:
             await page.locator('.jp-SideBar .lm-TabBar-tab[title="Tasks"]').click() if not await page.locator(PANEL).is_visible() else None
-            await expect(row(page, task).locator(".jp-TaskStream-meter")).to_contain_text("3/4")
+            await expect(row(page, task).locator(".ts-count")).to_contain_text("3 / 4")
         assert len(streams) == 2, streams
         assert errors == []
     finally:
@@ -372,7 +410,7 @@ async def test_polls_while_the_stream_is_refused(page, page_events, lab_url, hub
     await open_lab(page, lab_url())
     panel = await open_panel(page)
     await expect(panel.locator(".jp-TaskStream-conn")).to_have_attribute("data-connection", "polling", timeout=20_000)
-    await expect(row(page, task).locator(".jp-TaskStream-meter")).to_contain_text("2/8")
+    await expect(row(page, task).locator(".ts-count")).to_contain_text("2 / 8")
     await hub.publish(task, ("progress", {"current": 5}))
-    await expect(row(page, task).locator(".jp-TaskStream-meter")).to_contain_text("5/8")
+    await expect(row(page, task).locator(".ts-count")).to_contain_text("5 / 8")
     assert page_events.errors == []

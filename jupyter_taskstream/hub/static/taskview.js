@@ -1,13 +1,14 @@
-// One task drawn two ways: a compact one-line row and the full card under it. Shared by the
-// dashboard (dashboard.js) and meant for the JupyterLab panel too.
+// One task drawn two ways: a compact one-line row and the full card under it. The ONE
+// source of both, for the dashboard (dashboard.js, which the hub serves this file to) and
+// the JupyterLab Tasks panel (src/panel.ts imports this very file; the Lab build bundles it;
+// taskview.d.ts beside it gives TypeScript its types).
 //
 // Self-contained ES module, plain JS, no build step, no imports, no globals: the page that
 // uses it owns the task model, the transport and the layout, and passes in what this module
-// cannot know (the terminal statuses, the server's clock, the actions). A JupyterLab panel
-// reuses it as is: its TypeScript imports this file (`import { createTaskViews } from
-// "./taskview.js"` with `allowJs`, or the file copied into the labextension by the build)
-// and hands it the same task records. Nothing here touches `document` beyond creating
-// elements, nor reads the URL.
+// cannot know (the terminal statuses, the clock, the actions, what the host adds). Nothing
+// here touches `document` beyond creating elements, nor reads the URL. Its styles are
+// taskview.css beside it, on `--ts-*` variables each host sets (the dashboard its palette,
+// the panel JupyterLab's theme variables).
 //
 // A task record is `{id, snap, log: [{id, stream, text}], etaAt}`: `snap` is the hub's
 // snapshot (REST and SSE shape, `display_status` included), `etaAt` the server time at
@@ -56,10 +57,17 @@ export function stripAnsi(text) {
 }
 
 export function errorText(error) {
+  if (!error) return "";
   const head = [error.type, error.message].filter(Boolean).join(": ");
-  const tb = stripAnsi(error.traceback || "").trimEnd();
+  const raw = Array.isArray(error.traceback) ? error.traceback.join("\n") : error.traceback || "";
+  const tb = stripAnsi(raw).trimEnd();
   if (!tb) return head;
   return tb.includes(error.message || "\u0000") ? tb : tb + "\n" + head;
+}
+
+/** A log line's text as shown: without its newline and terminal escapes. */
+export function lineText(text) {
+  return stripAnsi(text.endsWith("\n") ? text.slice(0, -1) : text);
 }
 
 export function parseTime(iso) {
@@ -101,6 +109,12 @@ const LOG_LINES_SHOWN = 200;
  * options.onSelect   (task, checked) => selection changed
  * options.onCancel   (task, button) => ask the hub to cancel
  * options.onDelete   (task, button) => ask the hub to delete
+ * options.selectable false: no selection checkbox on the row (a host without bulk actions)
+ * options.rowActions true: Cancel/Delete buttons on the row itself, not only on the card
+ * options.lastLine   true: the row also says its newest news (the error of a failed task,
+ *                    else the message, else the newest log line), for a narrow host
+ * options.cardActions (task) => [{label, cls, title, run}]: more buttons on the card, made
+ *                    once per card so a click never lands on a redrawn one
  */
 export function createTaskViews(options) {
   const terminal = options.terminal;
@@ -156,7 +170,7 @@ export function createTaskViews(options) {
     root.setAttribute("role", "listitem");
     root.tabIndex = -1;
     const line = el("div", "ts-rowline", root);
-    const select = el("input", "ts-select", line);
+    const select = el("input", "ts-select", options.selectable === false ? null : line);
     select.type = "checkbox";
     select.tabIndex = -1; // the row takes the tab stop; Space selects
     const toggle = el("button", "ts-toggle", line);
@@ -174,12 +188,37 @@ export function createTaskViews(options) {
     const rate = el("span", "ts-rate", line);
     const time = el("span", "ts-time", line);
     const origin = el("span", "ts-origin", line);
+    const last = options.lastLine ? el("span", "ts-last", line) : null;
     const view = { root, line, select, toggle, name, status, track, bar, kids, count, rate, time, origin,
-                   task: null, card: null };
+                   last, cancel: null, del: null, task: null, card: null };
+    if (options.rowActions) {
+      view.cancel = actionButton(line, "ts-cancel ts-row-action", "\u25A0", (b) => view.task && options.onCancel(view.task, b));
+      view.del = actionButton(line, "ts-delete ts-row-action", "\u2715", (b) => view.task && options.onDelete(view.task, b));
+    }
     select.addEventListener("change", () => view.task && options.onSelect(view.task, select.checked));
     toggle.addEventListener("click", () => view.task && options.onToggle(view.task));
     name.addEventListener("click", () => view.task && options.onToggle(view.task));
     return view;
+  }
+
+  function actionButton(parent, cls, glyph, run) {
+    const b = el("button", cls, parent);
+    b.type = "button";
+    b.textContent = glyph;
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      run(b);
+    });
+    return b;
+  }
+
+  /** The newest news of a task, for a row's last line: [text, is it an error]. */
+  function lastNews(t) {
+    const s = t.snap;
+    if (isFinal(s) && s.error) return [[s.error.type, s.error.message].filter(Boolean).join(": "), true];
+    if (s.message) return [s.message, false];
+    const newest = t.log.length ? t.log[t.log.length - 1] : null;
+    return newest ? [lineText(newest.text), newest.stream === "stderr"] : ["", false];
   }
 
   /** Draw `t` into a row view (a recycled one may have shown another task). */
@@ -189,6 +228,7 @@ export function createTaskViews(options) {
     const st = shown(s);
     if (view.task !== t) {
       view.task = t;
+      if (view.cancel) delete view.cancel.dataset.pending;
       if (view.card) {
         view.card.root.remove();
         view.card = null;
@@ -217,6 +257,22 @@ export function createTaskViews(options) {
     renderRowTime(view, t);
     view.origin.textContent = s.kernel_id ? "kernel " + s.kernel_id.slice(0, 8) : "API";
     view.origin.title = s.kernel_id ? "kernel " + s.kernel_id : "created through the HTTP API";
+    if (view.last) {
+      const [text, bad] = lastNews(t);
+      view.last.textContent = text;
+      view.last.title = text;
+      view.last.classList.toggle("ts-stderr", bad);
+    }
+    if (view.cancel) {
+      const final = isFinal(s);
+      view.cancel.hidden = final;
+      view.cancel.disabled = st === "cancelling" || view.cancel.dataset.pending === "1";
+      view.cancel.title = "Cancel task";
+      view.cancel.setAttribute("aria-label", "Cancel " + s.name);
+      view.del.hidden = !final;
+      view.del.title = "Delete task";
+      view.del.setAttribute("aria-label", "Delete " + s.name);
+    }
     const pct = fractionOf(s);
     view.root.setAttribute(
       "aria-label",
@@ -268,7 +324,7 @@ export function createTaskViews(options) {
     log.setAttribute("role", "log");
     log.tabIndex = 0;
     const error = el("pre", "ts-error", root);
-    const view = { root, message, link, cancel, del, pct, elapsed, eta, when, bars, log, error,
+    const view = { root, head, message, link, cancel, del, pct, elapsed, eta, when, bars, log, error,
                    shownLogId: 0, follow: true, task: null };
     cancel.addEventListener("click", () => view.task && options.onCancel(view.task, cancel));
     del.addEventListener("click", () => view.task && options.onDelete(view.task, del));
@@ -282,6 +338,19 @@ export function createTaskViews(options) {
     const s = t.snap;
     const st = shown(s);
     const final = isFinal(s);
+    if (!v.task && options.cardActions) {
+      for (const a of options.cardActions(t)) {
+        const b = el("button", "ts-button " + a.cls, null);
+        b.type = "button";
+        b.textContent = a.label;
+        b.title = a.title;
+        b.addEventListener("click", (e) => {
+          e.stopPropagation();
+          a.run();
+        });
+        v.head.insertBefore(b, v.link);
+      }
+    }
     v.task = t;
     v.message.textContent = s.message || "";
     v.link.href = options.linkFor(t.id);
@@ -357,7 +426,7 @@ export function createTaskViews(options) {
       const row = el("div", "ts-line", box);
       row.dataset.id = String(line.id);
       if (line.stream === "stderr") row.classList.add("ts-stderr");
-      row.textContent = stripAnsi(line.text.endsWith("\n") ? line.text.slice(0, -1) : line.text);
+      row.textContent = lineText(line.text);
     }
     v.shownLogId = newest;
     // Follow the output only while the reader is at the bottom (or has not scrolled yet).
