@@ -369,9 +369,10 @@ def test_a_with_task_on_this_thread_is_interrupted(rt):
 def test_tasks_and_last_and_forgetting_old_finished_tasks():
     r = Runtime(publisher=None, kernel_id=None)
     r.config.max_tasks = 3
-    made = [r.run(lambda: None) for _ in range(5)]
-    for t in made:
-        t.wait(5)
+    made = []
+    for _ in range(5):  # one after another: tasks are forgotten in the order they finish
+        made.append(r.run(lambda: None))
+        made[-1].wait(5)
     assert r.last() is made[-1]
     assert r.tasks() == made[-3:]
     r.close()
