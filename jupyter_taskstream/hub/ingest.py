@@ -189,6 +189,8 @@ class BatchIngest(TaskStreamHandler):
             unknown_types=unknown_types if newer else None,
         )
         publisher, seq = body.get("publisher"), body.get("seq")
+        if isinstance(seq, float) and seq.is_integer():
+            seq = int(seq)  # as the protocol's version: JSON has one number type
         if publisher is not None or seq is not None:
             if not isinstance(publisher, str) or not publisher:
                 raise ValidationError("publisher", "must be a non-empty string when seq is given")
