@@ -191,7 +191,7 @@ class BatchIngest(TaskStreamHandler):
         publisher, seq = body.get("publisher"), body.get("seq")
         if isinstance(seq, float) and seq.is_integer():
             seq = int(seq)  # as the protocol's version: JSON has one number type
-        if publisher is not None or seq is not None:
+        if "publisher" in body or "seq" in body:  # given as null is given: refused, not read as absent
             if not isinstance(publisher, str) or not publisher:
                 raise ValidationError("publisher", "must be a non-empty string when seq is given")
             if isinstance(seq, bool) or not isinstance(seq, int):
