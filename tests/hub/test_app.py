@@ -46,7 +46,7 @@ async def test_kernels_are_handed_the_hub_url_and_a_secret_not_the_token(jp_serv
     assert secret == jp_serverapp.web_app.settings["taskstream_secret"]
     assert secret != jp_serverapp.identity_provider.token and len(secret) >= 32
     # Only kernels get it: the server's own environment (which terminals inherit) does not.
-    assert ENV_SECRET not in os.environ and ENV_URL not in os.environ
+    assert secret not in os.environ.values() and api_url not in os.environ.values()
     async with httpx.AsyncClient(headers={"X-TaskStream-Secret": secret}) as kernel:
         created = await kernel.post(f"{kernel_env[ENV_URL]}/tasks", json={"name": "from env"})
         assert created.status_code == 201
