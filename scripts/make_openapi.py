@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+from jupyter_taskstream.protocol import PROTOCOL_VERSION, PUBLISHED_EVENT_TYPES  # noqa: E402
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "jupyter_taskstream" / "hub" / "openapi.json"
 
@@ -98,6 +102,46 @@ def event_variants(all_tasks: bool) -> list[dict]:
         variants.append(event("deleted", payload({"type": "object", "properties": {}, "additionalProperties": False}),
                               "The task was removed (DELETE or max_tasks)."))  # fmt: skip
     return variants
+
+
+#: What a newer protocol's batch may extend: copies named ``Newer...`` take unknown keys.
+EXTENSIBLE = ("TaskSpecWithId", "PublishedEvent", "PublishedStatus", "PublishedProgress", "PublishedLog", "Bar")
+
+
+def extensible(schema):
+    """A copy of ``schema`` that also takes unknown keys, as the hub reads a newer protocol's batch."""
+    if isinstance(schema, list):
+        return [extensible(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: extensible(value) for key, value in schema.items() if (key, value) != ("additionalProperties", False)}
+    name = out.get("$ref", "").rpartition("/")[2]
+    if name in EXTENSIBLE:
+        out["$ref"] = f"#/components/schemas/Newer{name}"
+    return out
+
+
+def newer_batch(schemas: dict) -> dict:
+    """``NewerBatch`` and the extensible copies it refers to."""
+    out = {f"Newer{name}": extensible(schemas[name]) for name in EXTENSIBLE}
+    # A user's token may not claim a kernel, in a newer batch too (the field is known, not skipped).
+    spec = out["NewerTaskSpecWithId"]
+    spec["properties"] = {**spec["properties"], "kernel_id": {"type": "null"}}
+    batch = extensible(schemas["KnownBatch"])
+    batch["description"] = (f"A batch of a newer protocol than this hub's ({PROTOCOL_VERSION}): unknown fields, "
+                            "anywhere, and events of unknown types are skipped and counted.")  # fmt: skip
+    batch["required"] = ["protocol"]
+    batch["properties"] = {
+        **batch["properties"],
+        "protocol": {"type": "integer", "minimum": PROTOCOL_VERSION + 1},
+        "events": {"type": "array", "items": {"oneOf": [
+            batch["properties"]["events"]["items"],
+            {"type": "object", "required": ["type"], "description": "An event type this hub does not know.",
+             "properties": {"type": {"type": "string", "not": {"enum": list(PUBLISHED_EVENT_TYPES)}}}},
+        ]}},
+    }  # fmt: skip
+    out["NewerBatch"] = batch
+    return out
 
 
 def stream_response(all_tasks: bool) -> dict:
@@ -371,8 +415,14 @@ def build() -> dict:
             "properties": {"events": {"type": "array", "items": ref("PublishedEvent")}},
         },
         "BatchBody": {
+            "description": "What a kernel's runtime (or a script's) sends. A repeated (publisher, seq) is a retry "
+            "and is ignored. A batch of a protocol this hub knows is read strictly; one of a newer protocol "
+            "has its unknown fields and event types skipped and counted (`ignored` in the answer).",
+            "oneOf": [ref("KnownBatch"), ref("NewerBatch")],
+        },
+        "KnownBatch": {
             "type": "object",
-            "description": "What a kernel's runtime sends. A repeated (publisher, seq) is a retry and is ignored.",
+            "description": f"A batch of protocol 1 (no `protocol` field) to {PROTOCOL_VERSION}.",
             "additionalProperties": False,
             "properties": {
                 "tasks": {"type": "array", "items": {"allOf": [ref("TaskSpecWithId")]}},
@@ -382,7 +432,8 @@ def build() -> dict:
                 }},  # fmt: skip
                 "publisher": {"type": "string", "minLength": 1},
                 "seq": {"type": "integer"},
-                "protocol": {"type": "integer", "minimum": 1, "description": "The publish protocol's version (absent: 1)."},
+                "protocol": {"type": "integer", "minimum": 1, "maximum": PROTOCOL_VERSION,
+                             "description": "The publish protocol's version (absent: 1)."},  # fmt: skip
             },
             "dependentRequired": {"publisher": ["seq"], "seq": ["publisher"]},
         },
@@ -399,11 +450,22 @@ def build() -> dict:
             "description": "A task the batch creates. A kernel's runtime (the publish secret) also sends "
             "`kernel_id`, which a user's token may not set.",
         },
-        "Skipped": {
+        "BatchAnswer": {
             "type": "object",
-            "required": ["skipped"],
-            "properties": {"skipped": {"type": "object", "additionalProperties": {"type": "string"}}},
-        },
+            "minProperties": 1,
+            "additionalProperties": False,
+            "properties": {
+                "skipped": {"type": "object", "additionalProperties": {"type": "string"},
+                            "description": "Tasks whose events were skipped, and why."},
+                "ignored": {
+                    "type": "object", "required": ["fields", "events"], "additionalProperties": False,
+                    "description": "What this hub does not know of a newer protocol's batch, skipped: "
+                    "fields (by path) and events (of unknown types).",
+                    "properties": {"fields": {"type": "integer", "minimum": 0},
+                                   "events": {"type": "integer", "minimum": 0}},
+                },
+            },
+        },  # fmt: skip
         "KernelCommand": {
             "type": "object",
             "required": ["event", "data", "id"],
@@ -420,6 +482,7 @@ def build() -> dict:
         "TaskEvent": {"oneOf": event_variants(False)},
         "AllTasksEvent": {"oneOf": event_variants(True)},
     }
+    schemas.update(newer_batch(schemas))
 
     created = {
         "description": "Created: the snapshot; `Location` is its polling URL (base_url included).",
@@ -568,8 +631,8 @@ def build() -> dict:
                 "security": [{"token": []}, {"tokenQuery": []}, {"publishSecret": []}],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": ref("BatchBody")}}},
                 "responses": {
-                    "200": json_body(ref("Skipped"), "Applied, except for the tasks named (finished, unknown, "
-                                     "or someone else's id)."),  # fmt: skip
+                    "200": json_body(ref("BatchAnswer"), "Applied, except for the tasks named in `skipped` "
+                                     "(finished, unknown, or someone else's id) and what `ignored` counts."),  # fmt: skip
                     "204": {"description": "Applied and stored."},
                     **ERRORS,
                     "413": error("TooLarge"),

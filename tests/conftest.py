@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any, Iterator
 
@@ -29,6 +30,34 @@ def jp_server_config(taskstream_config):
         },
         "TaskStreamApp": taskstream_config,
     }
+
+
+@pytest.fixture
+def token(jp_auth_header) -> str:
+    return jp_auth_header["Authorization"].split(" ", 1)[1]
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    """No hub address or credential from the environment."""
+    for name in ("JUPYTER_TASKSTREAM_URL", "JUPYTER_TASKSTREAM_SECRET", "JUPYTER_TASKSTREAM_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def runtime_file(server_url, token, clean_env):
+    """A ``jpserver-*.json`` for the test server, as a running server writes it."""
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    runtime = jupyter_runtime_dir()
+    os.makedirs(runtime, exist_ok=True)
+    path = os.path.join(runtime, "jpserver-taskstream-test.json")  # beside the server's own
+    port = int(server_url.split(":")[2].split("/")[0])
+    info = {"url": server_url, "token": token, "pid": os.getpid(), "port": port, "base_url": "/a%40b/"}
+    with open(path, "w") as f:
+        json.dump(info, f)
+    yield path
+    os.remove(path)
 
 
 @pytest.fixture

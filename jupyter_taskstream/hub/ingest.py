@@ -189,7 +189,9 @@ class BatchIngest(TaskStreamHandler):
             unknown_types=unknown_types if newer else None,
         )
         publisher, seq = body.get("publisher"), body.get("seq")
-        if publisher is not None or seq is not None:
+        if isinstance(seq, float) and seq.is_integer():
+            seq = int(seq)  # as the protocol's version: JSON has one number type
+        if "publisher" in body or "seq" in body:  # given as null is given: refused, not read as absent
             if not isinstance(publisher, str) or not publisher:
                 raise ValidationError("publisher", "must be a non-empty string when seq is given")
             if isinstance(seq, bool) or not isinstance(seq, int):

@@ -1,7 +1,9 @@
 """The hub's side of the kernels' lifecycle.
 
-- The hand-off: kernels this server launches inherit the publish URL and secret through the
-  environment (`ENV_URL`, `ENV_SECRET`), taken back when the server stops.
+- The hand-off: kernels this server launches get the publish URL and secret in their own
+  environment (`ENV_URL`, `ENV_SECRET`), added to each kernel's launch (``start_kernel``'s
+  ``env``) and to nothing else: terminals and other processes of the server never hold the
+  secret (a script there publishes with the user's token, see `kernel.hubenv`).
 - Liveness: kernels that own running tasks are watched (restart callbacks, the server's
   kernel-action events, and a periodic check); when one restarts, is shut down or dies,
   its unfinished tasks end as ``failed`` and their streams end.
@@ -25,7 +27,7 @@ from ..protocol import ENV_SECRET, ENV_URL
 from .eventlog import Event
 from .registry import TaskRegistry
 
-__all__ = ["BOOTSTRAP_CODE", "KERNEL_ACTIONS_SCHEMA", "KernelLifecycle"]
+__all__ = ["BOOTSTRAP_CODE", "KERNEL_ACTIONS_SCHEMA", "KernelLifecycle", "add_kernel_env"]
 
 KERNEL_ACTIONS_SCHEMA = "https://events.jupyter.org/jupyter_server/kernel_actions/v1"
 #: Run in a kernel to start its runtime's command listener (tasks started over HTTP).
@@ -54,7 +56,9 @@ class KernelLifecycle:
         self.check_interval = check_interval
         self.restart_grace_period = restart_grace_period
         self.log = log
-        self._saved_env: dict[str, str | None] = {}
+        #: What each kernel launched from now on gets in its environment (filled by `hand_off`).
+        self.kernel_env: dict[str, str] = {}
+        self._manager: Any = None
         #: Kernels of this server that own tasks, watched for restarts and death.
         self._watched: set[str] = set()
         self._watcher: asyncio.Task | None = None
@@ -75,17 +79,15 @@ class KernelLifecycle:
             self._orphan_timer = loop.call_later(self.restart_grace_period, self._fail_orphans)
 
     def stop(self) -> None:
-        """Stop watching, and take the hand-off back from the environment."""
+        """Stop watching, and take the hand-off back from the kernel manager."""
         if self._watcher is not None:
             self._watcher.cancel()
         if self._orphan_timer is not None:
             self._orphan_timer.cancel()
-        for key, value in self._saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        self._saved_env.clear()
+        if self._manager is not None:
+            vars(self._manager).pop("start_kernel", None)  # the class's own again
+            self._manager = None
+        self.kernel_env.clear()
 
     # ---- the hand-off --------------------------------------------------------------------
 
@@ -105,17 +107,19 @@ class KernelLifecycle:
         return url_path_join(f"{scheme}://{host}:{app.port}", app.base_url, "taskstream/api")
 
     def hand_off(self) -> None:
-        """Put the hub's URL and the publish secret where kernels launched from now on find them."""
-        # Kernels started by this server inherit its environment (jupyter_server copies
-        # os.environ when it launches one), which is the one channel every kernel spec shares.
+        """Give the hub's URL and the publish secret to the kernels launched from now on."""
+        # Only kernels: the server's own os.environ would also reach its terminals (and any
+        # process they start), whose tasks the hub could neither cancel nor fail when they die.
         # Called again once the server listens: the port is only final then (port_retries).
         url = self.hub_url()
         if url is None:
             self.log.warning("taskstream: kernels cannot reach the hub over a unix socket; set kernel_hub_url")
             return
-        for key, value in ((ENV_URL, url), (ENV_SECRET, self.secret)):
-            self._saved_env.setdefault(key, os.environ.get(key))
-            os.environ[key] = value
+        self.kernel_env.update({ENV_URL: url, ENV_SECRET: self.secret})
+        manager = getattr(self.serverapp, "kernel_manager", None)
+        if manager is not None and self._manager is None:
+            self._manager = manager
+            add_kernel_env(manager, self.kernel_env)
 
     async def bootstrap_runtime(self, kernel_id: str) -> None:
         """Load the runtime in a kernel so it reads its command stream and takes started tasks.
@@ -198,3 +202,21 @@ class KernelLifecycle:
         failed = self.registry.fail_orphans("the server stopped while this task was running")
         if failed:
             self.log.warning("taskstream: %d task(s) interrupted by the server's restart ended as failed", len(failed))
+
+
+def add_kernel_env(manager: Any, env: dict[str, str]) -> None:
+    """Have ``manager.start_kernel`` add ``env`` (read at each launch) to every kernel's environment.
+
+    ``env=`` is jupyter_client's public way to set a kernel's environment (a provisioner
+    starts from it instead of ``os.environ``, then adds the kernel spec's ``env``); the server
+    passes one for notebook sessions, none for ``POST /api/kernels``. A restart reuses the
+    launch's arguments, so a restarted kernel keeps it.
+    """
+    start_kernel = manager.start_kernel  # the class's bound method
+
+    def start_kernel_with_env(*args: Any, **kwargs: Any) -> Any:
+        base = kwargs.get("env")
+        kwargs["env"] = {**(os.environ if base is None else base), **env}
+        return start_kernel(*args, **kwargs)
+
+    manager.start_kernel = start_kernel_with_env

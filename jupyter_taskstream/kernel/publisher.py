@@ -14,6 +14,9 @@ so lines printed while a request was in flight leave together with the next one.
 hub is unreachable, batches are retried with capped exponential backoff while the outbox
 keeps what matters within its bound (one warning when it drops lines).
 
+A kernel the server launched sends the publish secret, any other process a user's token (see
+`hubenv`); credentials refused (401/403) stop the sending: one line says so, work goes on.
+
 A batch the hub refuses (400) never takes its good lines with it: when the answer names an
 event (``events[12].data.stream ...``) that event is replaced by a marker of the lines it
 held and the rest is sent again; when it names a task spec, that spec goes; a batch too
@@ -25,7 +28,6 @@ from __future__ import annotations
 
 import atexit
 import contextvars
-import json
 import os
 import queue
 import re
@@ -34,26 +36,15 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..protocol import (
-    ENV_SECRET, ENV_URL, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker, replace_lone_surrogates,
-)  # fmt: skip
+from ..protocol import ENV_TOKEN, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker
 from .diagnostics import quiet_thread, report_once
-from .outbox import Outbox
+from .hubenv import hub_from_environment
+from .outbox import Outbox, encode_batch
 
 __all__ = ["Publisher"]
 
 _RETRY, _DONE = "retry", "done"
 _JSON = {"Content-Type": "application/json"}
-
-
-def _encode(batch: dict[str, Any]) -> bytes:
-    """The batch as UTF-8 JSON; text that cannot be encoded (a lone surrogate, e.g. from a
-    file name that is not valid UTF-8) is sent with U+FFFD in its place, never refused."""
-    body = json.dumps(batch, ensure_ascii=False, allow_nan=False)
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(replace_lone_surrogates(batch), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 class Publisher:
@@ -63,10 +54,13 @@ class Publisher:
     ----------
     url : str
         The hub's API root, e.g. ``http://127.0.0.1:8888/taskstream/api``.
-    secret : str
-        The publish secret, sent as ``X-TaskStream-Secret``.
+    secret : str, optional
+        The publish secret, sent as ``X-TaskStream-Secret`` (a kernel the server launched).
     kernel_id : str, optional
         The kernel's id, stamped on every task so the hub can fail them if the kernel dies.
+    token : str, optional
+        Instead of ``secret``: a user's Jupyter token (``Authorization: token ...``). Its task
+        specs carry no ``kernel_id``: only a kernel's runtime may claim a kernel.
     max_buffered : int
         Events (one per log line) buffered while the hub is slow or down before old log
         lines are dropped.
@@ -90,9 +84,10 @@ class Publisher:
     def __init__(
         self,
         url: str,
-        secret: str,
+        secret: str | None = None,
         kernel_id: str | None = None,
         *,
+        token: str | None = None,
         max_buffered: int = 500_000,
         max_batch_events: int = 5000,
         max_batch_bytes: int = 1_000_000,
@@ -104,10 +99,16 @@ class Publisher:
     ):
         if not url or not isinstance(url, str):
             raise ValueError("url must be the hub's API URL, e.g. http://127.0.0.1:8888/taskstream/api")
-        if not secret or not isinstance(secret, str):
-            raise ValueError("secret must be the hub's publish secret (a non-empty string)")
+        if (secret is None) == (token is None):
+            raise ValueError("give one credential: secret (a server-launched kernel's) or token (a user's)")
+        if not isinstance(secret or token, str) or not (secret or token):
+            raise ValueError("the secret or token must be a non-empty string")
         self.url = url.rstrip("/")
         self.secret = secret
+        self.token = token
+        self.auth_headers = {SECRET_HEADER: secret} if secret else {"Authorization": f"token {token}"}
+        #: The hub refused the credentials: nothing more is sent (see `_send`).
+        self.refused = False
         self.kernel_id = kernel_id
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -151,28 +152,32 @@ class Publisher:
     def from_environment(
         cls, kernel_id: str | None = None, environ: Mapping[str, str] | None = None, **kwargs: Any
     ) -> Publisher | None:
-        """A publisher for the hub named by ``JUPYTER_TASKSTREAM_URL``/``_SECRET``, or None without them."""
-        env = os.environ if environ is None else environ
-        url, secret = env.get(ENV_URL), env.get(ENV_SECRET)
-        if not url or not secret:
+        """A publisher for the hub the environment names (see `hubenv`), or None when it names none."""
+        found = hub_from_environment(os.environ if environ is None else environ)
+        if found is None:
             return None
-        return cls(url, secret, kernel_id, **kwargs)
+        url, secret, token = found
+        return cls(url, secret, kernel_id if secret else None, token=token, **kwargs)
 
     # ---- producers ---------------------------------------------------------------------
 
     def task_spec(self, spec: dict[str, Any]) -> None:
         """Queue a task's spec (id, name, total, unit, kernel_id); it precedes the task's events."""
+        if self.refused:
+            return
+        if self.token is not None and spec.get("kernel_id") is not None:
+            spec = {**spec, "kernel_id": None}  # the hub refuses a kernel claimed with a user's token
         self._queued(self.outbox.put(("spec", spec)))
 
     def event(self, task_id: str, etype: str, data: dict[str, Any]) -> None:
         """Queue one event of a task."""
-        if task_id in self._skipped:
-            return  # the hub said this task takes no more events
+        if task_id in self._skipped or self.refused:
+            return  # the hub said this task (or this process) takes no more events
         self._queued(self.outbox.put(("event", {"task": task_id, "type": etype, "data": data})))
 
     def log_lines(self, task_id: str, stream: str, lines: list[str]) -> None:
         """Queue captured lines of one task and stream; the list must not change afterwards."""
-        if task_id in self._skipped:
+        if task_id in self._skipped or self.refused:
             return
         self._queued(self.outbox.put_lines(task_id, stream, lines))
 
@@ -273,7 +278,7 @@ class Publisher:
         import httpx  # only a kernel that publishes pays for importing httpx
 
         quiet_thread()
-        client = httpx.Client(base_url=self.url + "/", headers={SECRET_HEADER: self.secret}, timeout=self.timeout)
+        client = httpx.Client(base_url=self.url + "/", headers=self.auth_headers, timeout=self.timeout)
         backoff = self.backoff_initial
         batch = None
         try:
@@ -359,8 +364,10 @@ class Publisher:
     def _send(self, client: Any, batch: dict[str, Any]) -> str | dict[str, Any]:
         import httpx
 
+        if self.refused:
+            return _DONE  # what was queued before the refusal goes without a request
         try:
-            response = client.post("events", content=_encode(batch), headers=_JSON)
+            response = client.post("events", content=encode_batch(batch), headers=_JSON)
         except httpx.HTTPError as e:
             report_once(
                 ("unreachable", self.url),
@@ -371,6 +378,10 @@ class Publisher:
         status = response.status_code
         if status >= 500 or status in (408, 429):
             return _RETRY
+        if status in (401, 403) and not self.refused:
+            self._refuse(status)
+        if self.refused:
+            return _DONE
         if status == 200:
             try:
                 skipped = response.json().get("skipped", {})
@@ -394,3 +405,14 @@ class Publisher:
         self.sent_batches += 1
         self.sent_events += self._batch_events
         return _DONE
+
+    def _refuse(self, status: int) -> None:
+        """The hub refused our credentials: say so once, in words, and send nothing more."""
+        self.refused = True
+        what = f"the token (check {ENV_TOKEN})" if self.token is not None else "the kernel's publish secret"
+        report_once(
+            ("credentials", self.url),
+            f"the Jupyter server at {self.url} refused {what} (HTTP {status}): this process's tasks "
+            "are not published (they run as before)",
+            self.on_problem,
+        )

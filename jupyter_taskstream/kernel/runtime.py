@@ -48,8 +48,9 @@ class Runtime:
     config : RuntimeConfig, optional
         Settings; a fresh default one when omitted.
     publisher : Publisher, None or "auto"
-        Where events go: ``"auto"`` builds one from ``JUPYTER_TASKSTREAM_URL``/``_SECRET``
-        when the first task starts (none without them), None never publishes.
+        Where events go: ``"auto"`` builds one from the environment when the first task
+        starts (`Publisher.from_environment`: a kernel's secret, or a user's token for a
+        script), none without them; None never publishes.
     kernel_id : str, None or "auto"
         Stamped on tasks; ``"auto"`` reads it from ipykernel's connection file.
     commands : bool
@@ -288,7 +289,9 @@ class Runtime:
             if pub is not None:
                 pub.on_problem = self.show_problem
                 atexit.register(self._at_exit, pub)
-            if pub is not None and self._kernel_id and self._want_commands:
+            # Commands come to a kernel the server launched (its secret names it); a process
+            # publishing with a user's token has no kernel the hub may address.
+            if pub is not None and pub.secret and self._kernel_id and self._want_commands:
                 self.commands = CommandListener(
                     pub.url, pub.secret, self._kernel_id, self.handle_command, backoff_max=self.config.max_backoff
                 )

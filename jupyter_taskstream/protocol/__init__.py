@@ -4,7 +4,8 @@ Both sides import this package and nothing of each other. `wire`: the environmen
 kernel reads, the publish-secret header, the protocol version every batch carries, event
 types, statuses (the terminal set and the status a view displays). `validate`: what a
 producer may publish and a user may post. `state`: the snapshot shape (`TaskState`, child
-bars included) and the rate/ETA estimator.
+bars included) and the rate/ETA estimator. `locate`: how a process outside Jupyter finds a
+server (URL forms, the runtime directory's ``jpserver-*.json``), for the client and scripts.
 
 Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides (and any
 other producer) agree on one definition. Times are epoch seconds passed in by the caller.
@@ -30,8 +31,10 @@ from .validate import (
 )
 from .wire import (
     DISPLAY_STATUSES,
+    ENV_DISCOVER,
     ENV_PARENT,
     ENV_SECRET,
+    ENV_TOKEN,
     ENV_URL,
     LOG_STREAMS,
     PROTOCOL_VERSION,
@@ -46,7 +49,7 @@ from .wire import (
 )
 
 __all__ = [
-    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_PARENT", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
+    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
     "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",

@@ -11,14 +11,22 @@ import secrets
 from datetime import datetime, timezone
 
 __all__ = [
-    "DISPLAY_STATUSES", "ENV_PARENT", "ENV_SECRET", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
+    "DISPLAY_STATUSES", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
     "PROTOCOL_VERSION", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
     "display_status", "dropped_marker", "iso_time", "new_task_id",
 ]  # fmt: skip
 
-#: Environment variables a server-launched kernel reads to find its hub and prove it may publish.
+#: Environment variables a server-launched kernel reads to find its hub and prove it may publish
+#: (the server puts them in each kernel's environment, and only there).
 ENV_URL = "JUPYTER_TASKSTREAM_URL"
 ENV_SECRET = "JUPYTER_TASKSTREAM_SECRET"
+#: A user's Jupyter token, for a process outside Jupyter (a script, a terminal, a CI job) that
+#: uses the client or publishes its own tasks; ``ENV_URL`` then names the server.
+ENV_TOKEN = "JUPYTER_TASKSTREAM_TOKEN"
+#: ``1``: a script without ``ENV_TOKEN`` publishes to the running server it finds in the Jupyter
+#: runtime directory (its ``jpserver-*.json``, which holds the user's token). Opt-in: a script
+#: should not start sending its output to whichever server happens to run.
+ENV_DISCOVER = "JUPYTER_TASKSTREAM_DISCOVER"
 #: Set by a kernel for a child process a task starts (``"<socket path>|<task id>"``): the
 #: child's own tasks report into that task over the kernel's worker socket, not to the hub.
 ENV_PARENT = "JUPYTER_TASKSTREAM_PARENT"

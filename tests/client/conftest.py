@@ -1,42 +1,10 @@
-"""Fixtures for the client tests: the test server's token, a runtime file, a droppable proxy."""
+"""Fixtures for the client tests: a droppable proxy (the token and runtime file are in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 
 import pytest
-
-from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL
-
-
-@pytest.fixture
-def token(jp_auth_header) -> str:
-    return jp_auth_header["Authorization"].split(" ", 1)[1]
-
-
-@pytest.fixture
-def clean_env(monkeypatch):
-    """No hub address from the environment (the test server puts its own there for kernels)."""
-    for name in (ENV_URL, ENV_SECRET, "JUPYTER_TASKSTREAM_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def runtime_file(server_url, token, clean_env):
-    """A ``jpserver-*.json`` for the test server, as a running server writes it."""
-    from jupyter_core.paths import jupyter_runtime_dir
-
-    runtime = jupyter_runtime_dir()
-    os.makedirs(runtime, exist_ok=True)
-    path = os.path.join(runtime, "jpserver-taskstream-test.json")  # beside the server's own
-    port = int(server_url.split(":")[2].split("/")[0])
-    info = {"url": server_url, "token": token, "pid": os.getpid(), "port": port, "base_url": "/a%40b/"}
-    with open(path, "w") as f:
-        json.dump(info, f)
-    yield path
-    os.remove(path)
 
 
 class DropProxy:

@@ -40,12 +40,15 @@ async def test_config_reaches_the_registry(registry):
 
 
 async def test_kernels_are_handed_the_hub_url_and_a_secret_not_the_token(jp_serverapp, api_url):
-    assert os.environ[ENV_URL] == api_url
-    secret = os.environ[ENV_SECRET]
+    kernel_env = jp_serverapp.web_app.settings["taskstream_kernels"].kernel_env
+    assert kernel_env[ENV_URL] == api_url
+    secret = kernel_env[ENV_SECRET]
     assert secret == jp_serverapp.web_app.settings["taskstream_secret"]
     assert secret != jp_serverapp.identity_provider.token and len(secret) >= 32
+    # Only kernels get it: the server's own environment (which terminals inherit) does not.
+    assert secret not in os.environ.values() and api_url not in os.environ.values()
     async with httpx.AsyncClient(headers={"X-TaskStream-Secret": secret}) as kernel:
-        created = await kernel.post(f"{os.environ[ENV_URL]}/tasks", json={"name": "from env"})
+        created = await kernel.post(f"{kernel_env[ENV_URL]}/tasks", json={"name": "from env"})
         assert created.status_code == 201
 
 

@@ -27,8 +27,6 @@ def ids(text: str) -> list[str]:
 
 
 async def test_tasks_in_a_real_kernel(jp_serverapp, client, api_url, registry):
-    # The extension hands kernels the hub's address and secret through the environment.
-    assert os.environ[ENV_URL] == api_url and os.environ[ENV_SECRET]
     r = await client.post("api/kernels", json={"name": "python3"})
     assert r.status_code == 201, r.text
     kernel_id = r.json()["id"]
@@ -38,6 +36,9 @@ async def test_tasks_in_a_real_kernel(jp_serverapp, client, api_url, registry):
     await kc.wait_for_ready(timeout=60)
     k = KernelSession(kc)
     try:
+        # The extension hands the kernel the hub's address and secret in its environment.
+        out = await k.run(f"import os; print(os.environ[{ENV_URL!r}], len(os.environ[{ENV_SECRET!r}]))")
+        assert out.split() == [api_url, str(len(jp_serverapp.web_app.settings["taskstream_secret"]))]
         await _scenario(k, client, registry, kernel_id, manager)
     finally:
         await k.close()
@@ -96,8 +97,8 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     assert not any(word in cells for word in ("httpx", "httpcore", "HTTP Request")), cells[-2000:]
     # The filter is the runtime's threads only: the user's own httpx requests still log as configured.
     own = await k.run(
-        f"import httpx, sys\nlogging.getLogger().handlers[0].stream = sys.stdout\n"
-        f"httpx.get({os.environ[ENV_URL]!r} + '/nothing')\nlogging.basicConfig(level=logging.WARNING, force=True)"
+        "import httpx, sys\nlogging.getLogger().handlers[0].stream = sys.stdout\n"
+        "httpx.get(os.environ['JUPYTER_TASKSTREAM_URL'] + '/nothing')\nlogging.basicConfig(level=logging.WARNING, force=True)"
     )
     assert "HTTP Request: GET" in own
 

@@ -18,7 +18,7 @@ import pytest
 from jupyter_taskstream.errors import TaskNotFound
 from jupyter_taskstream.kernel.outbox import Outbox
 from jupyter_taskstream.kernel.publisher import Publisher
-from jupyter_taskstream.protocol import ENV_SECRET, ENV_URL, PROTOCOL_VERSION
+from jupyter_taskstream.protocol import ENV_SECRET, ENV_TOKEN, ENV_URL, PROTOCOL_VERSION
 from jupyter_taskstream.kernel.runtime import Runtime
 from jupyter_taskstream.kernel.config import RuntimeConfig
 
@@ -389,6 +389,20 @@ def test_the_hand_off_reads_the_protocol_environment_names():
     pub = Publisher.from_environment("k", {ENV_URL: "http://h/api/", ENV_SECRET: "x"})
     assert (pub.url, pub.secret, pub.kernel_id) == ("http://h/api", "x", "k")
     assert Publisher.from_environment("k", {ENV_URL: "http://h/api"}) is None
+
+
+def test_outside_a_kernel_the_environment_names_a_token_and_the_server_url():
+    env = {ENV_URL: "http://h:8888/a%40b/", ENV_TOKEN: "tok"}
+    pub = Publisher.from_environment("k", env)
+    # The server's URL as `jupyter server list` prints it becomes the API root; no kernel is claimed.
+    assert (pub.url, pub.secret, pub.token, pub.kernel_id) == ("http://h:8888/a%40b/taskstream/api", None, "tok", None)
+    assert pub.auth_headers == {"Authorization": "token tok"}
+    pub.task_spec({"id": "t", "name": "n", "kernel_id": "k"})
+    assert pub.outbox.take()[0] == [{"id": "t", "name": "n", "kernel_id": None}]
+    # A kernel's hand-off wins over a token someone also exported.
+    kernel = Publisher.from_environment("k", {**env, ENV_URL: "http://h/api", ENV_SECRET: "s"})
+    assert (kernel.secret, kernel.token, kernel.kernel_id) == ("s", None, "k")
+    assert Publisher.from_environment(None, {ENV_TOKEN: "tok"}) is None  # no URL, no opt-in to look
 
 
 def test_a_batch_too_large_is_split_in_halves_and_all_of_it_arrives(recording_hub):
