@@ -31,7 +31,7 @@ from typing import Any, Callable, TextIO
 from .context import current_task
 
 __all__ = [
-    "LineBuffer", "PendingOutput", "StreamRouter", "install", "no_run_over", "split_runs", "visible_text",
+    "LineBuffer", "PendingOutput", "StreamRouter", "echo", "install", "no_run_over", "split_runs", "visible_text",
 ]  # fmt: skip
 
 STREAMS = ("stdout", "stderr")
@@ -255,6 +255,14 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
         return settle(out, text)
 
     return write_stdout if plain else write_stderr
+
+
+def echo(stream: str, lines: list[str]) -> None:
+    """Write a task's ``lines`` to the stream they were captured from, as they would have gone."""
+    router = _routers.get(stream)
+    target = router.target if router is not None else None
+    if target is not None:
+        target.write("\n".join(lines) + "\n")
 
 
 def install() -> None:

@@ -69,6 +69,12 @@ class RuntimeConfig(HasTraits):
         help="Text bar on stderr: 'auto' shows it outside a kernel when stderr is a terminal, "
         "'on' always, 'off' never.",
     ).tag(config=True)
+    echo = Unicode(
+        "auto",
+        help="Also write a task's captured lines to the process's own stdout and stderr: 'auto' "
+        "does so outside a kernel (a script keeps its output, as without the extension; in a "
+        "kernel the task's widget shows it), 'on' always, 'off' never.",
+    ).tag(config=True)
     widget = Unicode(
         "auto",
         help="Notebook widget for tasks started by a cell: 'auto' shows it in a kernel when "
@@ -84,7 +90,7 @@ class RuntimeConfig(HasTraits):
         help="Send tasks to the hub when the kernel was started by a server with the extension.",
     ).tag(config=True)
 
-    @validate("console", "widget")
+    @validate("console", "echo", "widget")
     def _check_mode(self, proposal):
         if proposal["value"] not in ("auto", "on", "off"):
             name = proposal["trait"].name

@@ -211,6 +211,18 @@ class Runtime:
         if self._view is not None:
             self._view(task, self.publisher is not None)
 
+    def echo(self) -> Callable[[str, list[str]], None] | None:
+        """What also writes a task's lines to this process's own streams, or None (``config.echo``).
+
+        'auto' echoes in a runtime that shows its tasks (the default one) outside a kernel: a
+        script's prints still reach its terminal or pipe. A kernel shows them in the widget, and
+        a child of a task (no view) has its lines carried to the submitting task instead.
+        """
+        mode = self.config.echo
+        if mode == "off" or (mode == "auto" and (self._view is None or host.in_kernel())):
+            return None
+        return capture.echo
+
     def task_finished(self, task: Task) -> None:
         """Forget the oldest finished tasks beyond ``config.max_tasks``; wake the views."""
         with self._lock:

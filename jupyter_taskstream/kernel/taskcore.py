@@ -151,6 +151,7 @@ class TaskCore(TaskHooks):
             self._report.publisher = runtime.publisher
             self._state.apply("status", {"status": "running"}, runtime.wall())
             self._log.keep = runtime.config.log_lines
+            self._log.echo = runtime.echo()
         self._report.announce(self._state)
         runtime.task_started(self)
 

@@ -30,7 +30,7 @@ class TaskLog:
         ``sink(stream, lines)`` for every batch of new lines.
     """
 
-    __slots__ = ("pending", "keep", "count", "_sink", "_log", "_held", "_buffers", "_last_stream")
+    __slots__ = ("pending", "keep", "count", "echo", "_sink", "_log", "_held", "_buffers", "_last_stream")
 
     def __init__(self, lock: Any, notify: Callable[[], None], sink: Callable[[str, list[str]], None]):
         #: The raw writes not split yet; `capture` appends to it directly.
@@ -39,6 +39,9 @@ class TaskLog:
         self.keep = 100
         #: Lines ever added, so a view can tell the log changed.
         self.count = 0
+        #: ``echo(stream, lines)`` also writes every batch of lines somewhere (the process's own
+        #: streams, outside a kernel: see ``RuntimeConfig.echo``), or None.
+        self.echo: Callable[[str, list[str]], None] | None = None
         self._sink = sink
         #: The latest lines as ``(stream, lines)`` batches; `tail_dicts` makes them dicts.
         self._log: deque[tuple[str, list[str]]] = deque()
@@ -93,6 +96,8 @@ class TaskLog:
                 self._held -= len(log.popleft()[1])
         self.count += len(lines)
         self._sink(stream, lines)
+        if self.echo is not None:
+            self.echo(stream, lines)
 
     def tail_dicts(self) -> list[dict]:
         """The last ``keep`` lines as ``{"stream", "text"}``."""
