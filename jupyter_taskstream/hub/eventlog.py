@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-from typing import Any, Callable
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, Callable, Mapping
 
 from . import sse
 
-__all__ = ["Event", "EventLog", "Gap", "split_utf8"]
+__all__ = ["Event", "EventLog", "Gap", "append_by_task", "line_events", "split_utf8"]
 
 
 class Gap(Exception):
@@ -89,6 +91,11 @@ class EventLog:
             raise ValueError(f"event id {event.id} is not above {self._ids[-1]}")
         self._events.append(event)
         self._ids.append(event.id)
+        self._trim()
+        if wake:
+            self.wake()
+
+    def _trim(self) -> None:
         # Trim in chunks so appends stay O(1) amortized; the log keeps at least `retention`.
         if len(self._events) > self.retention + max(16, self.retention // 8):
             cut = len(self._events) - self.retention
@@ -97,6 +104,14 @@ class EventLog:
                 self._on_trim(self._events[:cut])
             del self._events[:cut]
             del self._ids[:cut]
+
+    def extend(self, events: list[Event], wake: bool = True) -> None:
+        """`append` for events in increasing id order (a batch), in one step."""
+        if self._ids and events[0].id <= self._ids[-1]:
+            raise ValueError(f"event id {events[0].id} is not above {self._ids[-1]}")
+        self._events += events
+        self._ids += [e.id for e in events]
+        self._trim()
         if wake:
             self.wake()
 
@@ -202,3 +217,37 @@ def split_utf8(text: str, limit: int) -> list[str]:
         size += n
     pieces.append("".join(current))
     return pieces
+
+
+def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Event]:
+    """One log event per line of a validated ``log`` event's ``lines`` (or ``text``), ids from ``first_id``.
+
+    A line over ``limit`` UTF-8 bytes becomes several events (`split_utf8`); a batch whose
+    lines are all short enough is not measured line by line.
+    """
+    stream = data["stream"]
+    lines = data["lines"] if "lines" in data else [data["text"]]
+    if limit > 0 and max(map(len, lines)) * 4 > limit:
+        lines = [piece for line in lines for piece in split_utf8(line, limit)]
+    return [Event(i, task_id, "log", {"stream": stream, "text": text}) for i, text in enumerate(lines, first_id)]
+
+
+_task_of = attrgetter("task")
+
+
+def append_by_task(events: list[Event], logs: Mapping[str, EventLog]) -> dict[str, EventLog]:
+    """Append events to their tasks' logs without waking them; returns the logs appended to.
+
+    Consecutive events of one task (a batch of lines) are one `EventLog.extend`; a
+    ``deleted`` event goes to no task's log, and a task without a log is skipped.
+    """
+    woken: dict[str, EventLog] = {}
+    for task_id, group in groupby(events, _task_of):
+        log = logs.get(task_id)
+        if log is None:
+            continue
+        run = [e for e in group if e.type != "deleted"]
+        if run:
+            log.extend(run, wake=False)
+            woken[task_id] = log
+    return woken
