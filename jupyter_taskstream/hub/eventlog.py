@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from . import sse
 
-__all__ = ["Event", "EventLog", "Gap", "append_by_task", "line_events", "split_utf8"]
+__all__ = ["Event", "EventLog", "Gap", "LineEvent", "append_by_task", "count_lines", "line_events", "split_utf8"]
 
 
 class Gap(Exception):
@@ -58,6 +58,30 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event({self.id}, {self.task!r}, {self.type!r}, {json.dumps(self.data)[:60]})"
+
+
+class LineEvent(Event):
+    """A log line, the bulk of all events: its ``data`` dict is made only when read.
+
+    A flood of printed lines is a million of these on the hub; one object per line instead
+    of two is less to allocate and for the garbage collector to trace.
+    """
+
+    __slots__ = ("stream", "text")
+    type = "log"  # type: ignore[assignment]
+
+    def __init__(self, id: int, task: str, stream: str, text: str):  # noqa: D107 (no super: no dict)
+        self.id = id
+        self.task = task
+        self.stream = stream
+        self.text = text
+        self._sse = None
+        self._sse_all = None
+
+    @property  # type: ignore[override]
+    def data(self) -> dict[str, Any]:
+        """``{"stream", "text"}``, as every log line reads."""
+        return {"stream": self.stream, "text": self.text}
 
 
 class EventLog:
@@ -229,7 +253,12 @@ def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Eve
     lines = data["lines"] if "lines" in data else [data["text"]]
     if limit > 0 and max(map(len, lines)) * 4 > limit:
         lines = [piece for line in lines for piece in split_utf8(line, limit)]
-    return [Event(i, task_id, "log", {"stream": stream, "text": text}) for i, text in enumerate(lines, first_id)]
+    return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
+
+
+def count_lines(events: list[Event]) -> int:
+    """How many of ``events`` are log lines (a marker of dropped lines is none)."""
+    return sum(1 for e in events if type(e) is LineEvent or (e.type == "log" and "dropped" not in e.data))
 
 
 _task_of = attrgetter("task")

@@ -24,7 +24,7 @@ from ..protocol import TERMINAL_STATUSES, TaskState, new_task_id
 from .commands import KernelCommands
 from .commit import CommitPipeline
 from .duplicates import BatchSequences
-from .eventlog import Event, EventLog, append_by_task, line_events
+from .eventlog import Event, EventLog, append_by_task, count_lines, line_events
 from .gate import ProgressGates
 from .options import RegistryOptions
 from .recovery import RestartRecovery
@@ -380,7 +380,7 @@ class TaskRegistry(RegistryOptions):
             # Counted here, once, and stored with the record: the store deletes exactly these
             # events when it writes the record, so memory and disk keep the same log.
             # A marker of lines dropped earlier is no line: its count is in log_dropped already.
-            task.log_dropped += sum(1 for e in events if e.type == "log" and "dropped" not in e.data)
+            task.log_dropped += count_lines(events)
             task.trimmed_through = events[-1].id
             task.version += 1
             self._commit.touch(task)

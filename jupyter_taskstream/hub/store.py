@@ -24,6 +24,7 @@ from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import TaskStreamError
+from .eventlog import LineEvent
 
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
 
@@ -343,16 +344,20 @@ def _rows(events: list) -> tuple[list[tuple], list[list]]:
     runs: list[list] = []
     run: list = [0, -1, None, None, None]
     for e in events:
-        data = e.data
-        if e.type == "log" and len(data) == 2 and "text" in data:
-            if e.id == run[1] + 1 and e.task == run[2] and data["stream"] == run[3]:
-                run[1] = e.id
-                run[4].append(data["text"])
+        if type(e) is LineEvent:
+            stream, text = e.stream, e.text
+        else:
+            data = e.data
+            if e.type != "log" or len(data) != 2 or "text" not in data:
+                rows.append((e.id, e.task, e.type, json.dumps(data, ensure_ascii=False)))
                 continue
-            run = [e.id, e.id, e.task, data["stream"], [data["text"]]]
-            runs.append(run)
+            stream, text = data["stream"], data["text"]
+        if e.id == run[1] + 1 and e.task == run[2] and stream == run[3]:
+            run[1] = e.id
+            run[4].append(text)
             continue
-        rows.append((e.id, e.task, e.type, json.dumps(data, ensure_ascii=False)))
+        run = [e.id, e.id, e.task, stream, [text]]
+        runs.append(run)
     return rows, runs
 
 

@@ -48,10 +48,12 @@ class RuntimeConfig(HasTraits):
         "progress and statuses are kept.",
     ).tag(config=True)
     max_batch_events = Int(
-        5000,
+        50_000,
         min=1,
-        help="Events (one per log line) sent in one request at most; batches stay well under the "
-        "hub's 4 MB body limit and each request is a short step of the hub's event loop.",
+        help="Events (one per log line) sent in one request at most (and about 2 MB, under the hub's "
+        "4 MB body limit). Batches only grow this large while output piles up faster than the hub "
+        "answers: then fewer, larger requests keep up with a print() loop, where many small ones "
+        "would each wait for the interpreter lock and fall behind.",
     ).tag(config=True)
     max_backoff = Float(
         5.0,
