@@ -54,8 +54,15 @@ class Kernel:
         self.client = BlockingKernelClient()
         self.client.load_connection_file(str(path))
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=timeout)
-        return self
+        while True:
+            try:
+                self.client.wait_for_ready(timeout=max(1.0, deadline - time.monotonic()))
+                return self
+            except RuntimeError:
+                # "Kernel died": on a loaded machine a heartbeat can miss; the server owns the
+                # kernel, so ask again until the deadline rather than fail the case.
+                if time.monotonic() > deadline:
+                    raise
 
     def execute(self, code: str, timeout: float = 300.0, on_stream=None) -> dict:
         """Run code; return the JSON the code printed after ``TSBENCH_RESULT`` (stdout, outside tasks)."""
@@ -278,10 +285,10 @@ async def case2(cfg: BenchConfig) -> list[Row]:
                     deadline = time.monotonic() + 60
                     while True:  # the task ends on the hub after its last line
                         snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()
-                        if snap["finished"] or time.monotonic() > deadline:
-                            break
+                        if snap.get("finished") or time.monotonic() > deadline:
+                            break  # (a 404 until the hub has the task's first batch)
                         await asyncio.sleep(0.1)
-                    if snap["finished"]:
+                    if snap.get("finished"):
                         finished = datetime.strptime(snap["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
                         published.append((finished.replace(tzinfo=timezone.utc).timestamp() - t0) * 1000)
                     count, after = 0, 0

@@ -93,7 +93,7 @@ class Publisher:
         secret: str,
         kernel_id: str | None = None,
         *,
-        max_buffered: int = 500_000,
+        max_buffered: int = 1_000_000,
         max_batch_events: int = 50_000,
         max_batch_bytes: int = 2_000_000,
         backoff_initial: float = 0.05,
