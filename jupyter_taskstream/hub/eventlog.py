@@ -6,6 +6,9 @@ log, so there is one source of truth and no per-subscriber queue to fan out into
 (the model is tornado's chat demo ``MessageBuffer``; the failure it avoids is
 sse-starlette#81, where subscribers sharing a queue each got half the events).
 Runs on one asyncio loop; no tornado imports so it tests without a server.
+
+A published batch of lines becomes one `LineEvent` per line in one pass (`line_events`) and
+reaches each log in one `EventLog.extend` (`append_by_task`): the hot path of a printing task.
 """
 
 from __future__ import annotations
