@@ -17,7 +17,7 @@ import textwrap
 import httpx
 
 from .harness import BenchConfig, HubServer, Row
-from .kernel_cases import Kernel, _prelude, _ws_run
+from .kernel_cases import MIN_RATE_SECONDS, Kernel, _prelude, _ws_run
 
 __all__ = ["case10"]
 
@@ -112,6 +112,11 @@ async def case10(cfg: BenchConfig) -> list[Row]:
         return [(res[key][i] - res[base][i]) / count for i in range(runs)]
 
     note = f"{n:,} iterations, ns per iteration above a bare loop, timed in the kernel"
+    rate = Row(10, "widget messages per second, task with 5 child bars moving", "msg/s",
+               [r["per_s"] for r in widget], target="≤ 10/s", check=lambda m, p: m <= 10,
+               note=f"{seconds:g} s of updates, counted on the server's websocket")
+    if seconds < MIN_RATE_SECONDS:  # ~15 messages: one more or less moves the rate across the target
+        rate = rate.unmeasured(f"{seconds:g} s of updates, under {MIN_RATE_SECONDS:g} s")
     return [
         Row(10, "tqdm loop inside a task (bridged) vs the same loop writing to stdout", "ns",
             over("in_task", "bare_n", n), "tqdm(file=sys.stdout), no task", over("stdout", "bare_n", n),
@@ -122,9 +127,7 @@ async def case10(cfg: BenchConfig) -> list[Row]:
             over("nested", "bare_3i", 3 * inner), "flat ts.progress", over("flat", "bare_3i", 3 * inner),
             target="≤ 1.5×", check=lambda m, p: m <= 1.5 * p + 1.0,
             note="per-iteration overhead above a bare loop; +1 ns of slack for a ~nanosecond baseline"),
-        Row(10, "widget messages per second, task with 5 child bars moving", "msg/s",
-            [r["per_s"] for r in widget], target="≤ 10/s", check=lambda m, p: m <= 10,
-            note=f"{seconds:g} s of updates, counted on the server's websocket"),
+        rate,
         Row(10, "widget messages in the busiest 1 s, 5 child bars", "msg", [r["peak_1s"] for r in widget],
             note="comm_msg of the task widget as a browser gets them"),
     ]

@@ -64,6 +64,9 @@ class BenchConfig:
     #: a hard wall-clock bound on one case, on top of every loop's own count and time bounds.
     case_timeout: float = 900.0
 
+    def __post_init__(self) -> None:
+        self.quick = self.quick or self.smoke
+
     def pick(self, full: Any, quick: Any, smoke: Any = None) -> Any:
         if self.smoke and smoke is not None:
             return smoke
@@ -84,6 +87,11 @@ class Row:
     #: ``check(median, peer_median) -> bool``; None when the row is informational.
     check: Callable[[float, float | None], bool] | None = None
     note: str = ""
+
+    def unmeasured(self, why: str) -> Row:
+        """This row without values: in this mode its sample is too small to mean anything."""
+        return Row(self.case, self.metric, self.unit, [], self.peer, [], self.target, None,
+                   f"not measured in quick mode: {why}")
 
     def to_json(self) -> dict:
         med = median(self.values)

@@ -37,6 +37,9 @@ def fmt(x: object) -> str:
 def _cells(row: dict) -> list[str]:
     unit = f" {row['unit']}" if row["unit"] else ""
     met = row["met"]
+    if not row["values"] and (row.get("note") or "").startswith("not measured"):
+        return [str(row["case"]), row["metric"], "not measured", "", "", row["peer"] or "–", "", "",
+                row["target"] or "–", row["note"].split(": ", 1)[-1]]
     return [
         str(row["case"]),
         row["metric"],

@@ -40,7 +40,9 @@ class CommitPipeline:
         self._logger = logger
         # Events waiting for the store, the tasks whose records changed, and the callers
         # waiting for a commit, by the highest id they need committed.
-        self._staged: list[tuple[Event, bool]] = []
+        self._staged: list[Event] = []
+        #: ids of staged events that are shown but not stored (a removed task's ``deleted``)
+        self._unpersisted: set[int] = set()
         self._staged_through = 0
         self._committed_through = 0
         self._touched: dict[str, TaskState] = {}
@@ -56,11 +58,17 @@ class CommitPipeline:
 
     def release(self, event: Event, task: TaskState | None, persist: bool = True) -> None:
         """Show an event now (memory store) or once the store has committed it."""
+        if not persist and self.store.durable:
+            self._unpersisted.add(event.id)
+        self.release_many([event], task)
+
+    def release_many(self, events: list[Event], task: TaskState | None) -> None:
+        """`release` for events in id order (a batch of log lines): one call, not one per line."""
         if not self.store.durable:
-            self._fan_out([event])
+            self._fan_out(events)
             return
-        self._staged.append((event, persist))
-        self._staged_through = event.id
+        self._staged += events
+        self._staged_through = events[-1].id
         if task is not None:
             self._touched[task.id] = task
         if self._committer is None or self._committer.done():
@@ -83,7 +91,7 @@ class CommitPipeline:
         """Drop a removed task's staged events and shown state (its ``deleted`` event is not)."""
         self._touched.pop(task_id, None)
         self._shown.pop(task_id, None)
-        self._staged = [(e, p) for e, p in self._staged if e.task != task_id]
+        self._staged = [e for e in self._staged if e.task != task_id]
 
     def commit(self) -> asyncio.Future:
         """A future that resolves once every event emitted so far is stored and shown.
@@ -107,10 +115,11 @@ class CommitPipeline:
         while self._staged or self._touched:
             staged, self._staged = self._staged, []
             touched, self._touched = self._touched, {}
-            through = staged[-1][0].id if staged else self._committed_through
+            through = staged[-1].id if staged else self._committed_through
             # Taken now, with no await in between: exactly the state these events lead to.
             shown = {t.id: (t.version, t.snapshot()) for t in touched.values()}
-            persisted = [e for e, persist in staged if persist]
+            unpersisted, self._unpersisted = self._unpersisted, set()
+            persisted = [e for e in staged if e.id not in unpersisted] if unpersisted else staged
             records = [t.to_record() for t in touched.values()]
             try:
                 await self.store.write(persisted, records, through)
@@ -121,8 +130,8 @@ class CommitPipeline:
                                      "storing them apart to find the one that fails", len(persisted), e)
                 failed = await self._store_apart(persisted, records, through)
             if failed:
-                staged = [(e, p) for e, p in staged if e.id not in failed]
-            self._fan_out([e for e, _ in staged if e.type == "deleted" or e.task in self._logs])
+                staged = [e for e in staged if e.id not in failed]
+            self._fan_out([e for e in staged if e.type == "deleted" or e.task in self._logs])
             for task_id, (version, snap) in shown.items():
                 if task_id in self._tasks:
                     task = self._tasks[task_id]

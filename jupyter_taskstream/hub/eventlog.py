@@ -6,6 +6,9 @@ log, so there is one source of truth and no per-subscriber queue to fan out into
 (the model is tornado's chat demo ``MessageBuffer``; the failure it avoids is
 sse-starlette#81, where subscribers sharing a queue each got half the events).
 Runs on one asyncio loop; no tornado imports so it tests without a server.
+
+A published batch of lines becomes one `LineEvent` per line in one pass (`line_events`) and
+reaches each log in one `EventLog.extend` (`append_by_task`): the hot path of a printing task.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import json
-from typing import Any, Callable
+from itertools import groupby
+from operator import attrgetter
+from typing import Any, Callable, Mapping
 
 from . import sse
 
-__all__ = ["Event", "EventLog", "Gap", "split_utf8"]
+__all__ = ["Event", "EventLog", "Gap", "LineEvent", "append_by_task", "count_lines", "line_events", "split_utf8"]
 
 
 class Gap(Exception):
@@ -58,6 +63,30 @@ class Event:
         return f"Event({self.id}, {self.task!r}, {self.type!r}, {json.dumps(self.data)[:60]})"
 
 
+class LineEvent(Event):
+    """A log line, the bulk of all events: its ``data`` dict is made only when read.
+
+    A flood of printed lines is a million of these on the hub; one object per line instead
+    of two is less to allocate and for the garbage collector to trace.
+    """
+
+    __slots__ = ("stream", "text")
+    type = "log"  # type: ignore[assignment]
+
+    def __init__(self, id: int, task: str, stream: str, text: str):  # noqa: D107 (no super: no dict)
+        self.id = id
+        self.task = task
+        self.stream = stream
+        self.text = text
+        self._sse = None
+        self._sse_all = None
+
+    @property  # type: ignore[override]
+    def data(self) -> dict[str, Any]:
+        """``{"stream", "text"}``, as every log line reads."""
+        return {"stream": self.stream, "text": self.text}
+
+
 class EventLog:
     """Events in id order, trimmed to ``retention``; wakes waiters on every append."""
 
@@ -89,6 +118,11 @@ class EventLog:
             raise ValueError(f"event id {event.id} is not above {self._ids[-1]}")
         self._events.append(event)
         self._ids.append(event.id)
+        self._trim()
+        if wake:
+            self.wake()
+
+    def _trim(self) -> None:
         # Trim in chunks so appends stay O(1) amortized; the log keeps at least `retention`.
         if len(self._events) > self.retention + max(16, self.retention // 8):
             cut = len(self._events) - self.retention
@@ -97,6 +131,14 @@ class EventLog:
                 self._on_trim(self._events[:cut])
             del self._events[:cut]
             del self._ids[:cut]
+
+    def extend(self, events: list[Event], wake: bool = True) -> None:
+        """`append` for events in increasing id order (a batch), in one step."""
+        if self._ids and events[0].id <= self._ids[-1]:
+            raise ValueError(f"event id {events[0].id} is not above {self._ids[-1]}")
+        self._events += events
+        self._ids += [e.id for e in events]
+        self._trim()
         if wake:
             self.wake()
 
@@ -214,3 +256,42 @@ def split_utf8(text: str, limit: int) -> list[str]:
         size += n
     pieces.append("".join(current))
     return pieces
+
+
+def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Event]:
+    """One log event per line of a validated ``log`` event's ``lines`` (or ``text``), ids from ``first_id``.
+
+    A line over ``limit`` UTF-8 bytes becomes several events (`split_utf8`); a batch whose
+    lines are all short enough is not measured line by line.
+    """
+    stream = data["stream"]
+    lines = data["lines"] if "lines" in data else [data["text"]]
+    if limit > 0 and max(map(len, lines)) * 4 > limit:
+        lines = [piece for line in lines for piece in split_utf8(line, limit)]
+    return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
+
+
+def count_lines(events: list[Event]) -> int:
+    """How many of ``events`` are log lines (a marker of dropped lines is none)."""
+    return sum(1 for e in events if type(e) is LineEvent or (e.type == "log" and "dropped" not in e.data))
+
+
+_task_of = attrgetter("task")
+
+
+def append_by_task(events: list[Event], logs: Mapping[str, EventLog]) -> dict[str, EventLog]:
+    """Append events to their tasks' logs without waking them; returns the logs appended to.
+
+    Consecutive events of one task (a batch of lines) are one `EventLog.extend`; a
+    ``deleted`` event goes to no task's log, and a task without a log is skipped.
+    """
+    woken: dict[str, EventLog] = {}
+    for task_id, group in groupby(events, _task_of):
+        log = logs.get(task_id)
+        if log is None:
+            continue
+        run = [e for e in group if e.type != "deleted"]
+        if run:
+            log.extend(run, wake=False)
+            woken[task_id] = log
+    return woken

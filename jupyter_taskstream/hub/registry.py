@@ -24,7 +24,7 @@ from ..protocol import TERMINAL_STATUSES, TaskState, new_task_id
 from .commands import KernelCommands
 from .commit import CommitPipeline
 from .duplicates import BatchSequences
-from .eventlog import Event, EventLog, split_utf8
+from .eventlog import Event, EventLog, append_by_task, count_lines, line_events
 from .gate import ProgressGates
 from .options import RegistryOptions
 from .recovery import RestartRecovery
@@ -196,7 +196,6 @@ class TaskRegistry(RegistryOptions):
                 self._gates.changed(task, now)
             elif etype == "log":
                 task.apply(etype, data, now)
-                stream = data["stream"]
                 if "dropped" in data:
                     # Lines lost before they reached the hub (a kernel's full outbox, a refused
                     # batch): counted where readers look, and marked at the gap.
@@ -204,9 +203,10 @@ class TaskRegistry(RegistryOptions):
                     self._emit(task, "log", data)
                     continue
                 # A batch of lines from a publisher becomes one event per line, each with its id.
-                for line in data["lines"] if "lines" in data else (data["text"],):
-                    for text in split_utf8(line, self.max_log_event_bytes):
-                        self._emit(task, "log", {"stream": stream, "text": text})
+                lines = line_events(self.last_event_id + 1, task.id, data, self.max_log_event_bytes)
+                self.last_event_id += len(lines)
+                task.version += len(lines)
+                self._commit.release_many(lines, task)
             else:
                 if data["status"] in TERMINAL_STATUSES:
                     self._gates.flush(task)
@@ -361,28 +361,26 @@ class TaskRegistry(RegistryOptions):
 
     def _fan_out(self, events: list[Event]) -> None:
         """Show events: append them to their logs, then wake each log once for the batch."""
-        woken: dict[int, EventLog] = {}
-        for event in events:
-            log = self._logs.get(event.task) if event.type != "deleted" else None
-            if log is not None:
-                log.append(event, wake=False)
-                woken[id(log)] = log
-                # A snapshot's last_event_id is what a reader can resume from: shown events only.
-                self._tasks[event.task].last_event_id = event.id
-            self.all_events.append(event, wake=False)
-            for listener in self._listeners:
+        if not events:
+            return
+        woken = append_by_task(events, self._logs)
+        for task_id, log in woken.items():
+            # A snapshot's last_event_id is what a reader can resume from: shown events only.
+            self._tasks[task_id].last_event_id = log.last_id
+        self.all_events.extend(events, wake=False)
+        for listener in self._listeners:
+            for event in events:
                 listener(event)
         for log in woken.values():
             log.wake()
-        if events:
-            self.all_events.wake()
+        self.all_events.wake()
 
     def _new_log(self, task: TaskState) -> EventLog:
         def trimmed(events: list[Event]) -> None:
             # Counted here, once, and stored with the record: the store deletes exactly these
             # events when it writes the record, so memory and disk keep the same log.
             # A marker of lines dropped earlier is no line: its count is in log_dropped already.
-            task.log_dropped += sum(1 for e in events if e.type == "log" and "dropped" not in e.data)
+            task.log_dropped += count_lines(events)
             task.trimmed_through = events[-1].id
             task.version += 1
             self._commit.touch(task)

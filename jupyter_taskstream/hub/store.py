@@ -24,6 +24,7 @@ from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import TaskStreamError
+from .eventlog import LineEvent
 
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
 
@@ -84,12 +85,25 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_task ON events (task, id);
+CREATE TABLE IF NOT EXISTS lines (
+    id INTEGER PRIMARY KEY,
+    last INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    stream TEXT NOT NULL,
+    texts TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS lines_by_task ON lines (task, last);
 """
 
 
 class SQLiteStore(TaskStore):
     """Task records and events in one SQLite file (WAL), written by one thread in group commits.
 
+    Log lines, the bulk of what a hub stores, are kept in runs: consecutive ids of one task's
+    stream in one ``lines`` row (ids ``id``..``last``, the texts as one JSON array), so a
+    batch of 5,000 printed lines is one row and one encode, not 5,000 of each. Every other
+    event is one ``events`` row. Readers never see the difference: `open` hands back one event
+    per id, and a trim deletes exactly the ids it names (a run it cuts through is shortened).
     Hand-written on the standard library's ``sqlite3``: it needs no server and no set-up,
     which is the point of an embedded default.
     """
@@ -152,7 +166,8 @@ class SQLiteStore(TaskStore):
         state = LoadedState()
         row = db.execute("SELECT value FROM meta WHERE key = 'last_event_id'").fetchone()
         max_id = db.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
-        state.last_event_id = max(int(row[0]) if row else 0, max_id)
+        max_line = db.execute("SELECT COALESCE(MAX(last), 0) FROM lines").fetchone()[0]
+        state.last_event_id = max(int(row[0]) if row else 0, max_id, max_line)
         for task_id, seq, record in db.execute("SELECT id, seq, record FROM tasks ORDER BY seq"):
             state.tasks.append(json.loads(record))
             state.events[task_id] = []
@@ -160,6 +175,14 @@ class SQLiteStore(TaskStore):
         for event_id, task_id, etype, data in db.execute("SELECT id, task, type, data FROM events ORDER BY id"):
             if task_id in state.events:
                 state.events[task_id].append((event_id, etype, json.loads(data)))
+        runs: dict[str, list] = {}
+        for first, task_id, stream, texts in db.execute("SELECT id, task, stream, texts FROM lines ORDER BY id"):
+            if task_id in state.events:
+                runs.setdefault(task_id, []).extend(
+                    (first + i, "log", {"stream": stream, "text": text}) for i, text in enumerate(json.loads(texts))
+                )
+        for task_id, lines in runs.items():
+            state.events[task_id] = sorted(state.events[task_id] + lines, key=_first)
         return state
 
     # ---- the hot path --------------------------------------------------------------------
@@ -168,8 +191,8 @@ class SQLiteStore(TaskStore):
         """Queue for the writer thread; resolves once the transaction holding them committed."""
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        rows = [(e.id, e.task, e.type, json.dumps(e.data, ensure_ascii=False)) for e in events]
-        self._queue.put(("write", rows, tasks, last_event_id, loop, done))
+        rows, runs = _rows(events)
+        self._queue.put(("write", rows, tasks, last_event_id, loop, done, runs))
         await done
 
     def delete(self, task_id: str) -> None:
@@ -230,7 +253,7 @@ class SQLiteStore(TaskStore):
             last_id = None
             for op in ops:
                 if op[0] == "write":
-                    _, rows, tasks, last_event_id, _, _ = op
+                    _, rows, tasks, last_event_id, _, _, runs = op
                     for record in tasks:
                         self._seq += 1
                         db.execute(
@@ -241,11 +264,17 @@ class SQLiteStore(TaskStore):
                         if record.get("trimmed_through"):
                             trims[record["id"]] = record["trimmed_through"]
                     db.executemany("INSERT OR REPLACE INTO events (id, task, type, data) VALUES (?, ?, ?, ?)", rows)
+                    db.executemany(
+                        "INSERT OR REPLACE INTO lines (id, last, task, stream, texts) VALUES (?, ?, ?, ?, ?)",
+                        [(first, last, task, stream, json.dumps(texts, ensure_ascii=False))
+                         for first, last, task, stream, texts in runs],
+                    )  # fmt: skip
                     last_id = last_event_id
                 else:
                     task_id = op[1]
                     db.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
                     db.execute("DELETE FROM events WHERE task = ?", (task_id,))
+                    db.execute("DELETE FROM lines WHERE task = ?", (task_id,))
                     trims.pop(task_id, None)
             self._prune(trims)
             if last_id is not None:
@@ -265,8 +294,16 @@ class SQLiteStore(TaskStore):
         In the same transaction as the record that counts them in ``log_dropped``: disk and
         memory keep the same events, and the count always matches what is gone.
         """
+        db = self._db
         for task_id, through in trims.items():
-            self._db.execute("DELETE FROM events WHERE task = ? AND id <= ?", (task_id, through))
+            db.execute("DELETE FROM events WHERE task = ? AND id <= ?", (task_id, through))
+            db.execute("DELETE FROM lines WHERE task = ? AND last <= ?", (task_id, through))
+            # A run the trim cuts through keeps only its lines after ``through``.
+            cut = db.execute("SELECT id, texts FROM lines WHERE task = ? AND id <= ?", (task_id, through)).fetchall()
+            for first, texts in cut:
+                kept = json.loads(texts)[through + 1 - first :]
+                db.execute("UPDATE lines SET id = ?, texts = ? WHERE id = ?",
+                           (through + 1, json.dumps(kept, ensure_ascii=False), first))  # fmt: skip
 
 
 def lock_exclusively(path: str) -> tuple[bool, Any]:
@@ -291,6 +328,37 @@ def lock_exclusively(path: str) -> tuple[bool, Any]:
         handle.close()
         return False, None
     return True, handle
+
+
+def _first(item: tuple) -> int:
+    return item[0]
+
+
+def _rows(events: list) -> tuple[list[tuple], list[list]]:
+    """``events`` as rows of the ``events`` table and runs of plain log lines for ``lines``.
+
+    A run is ``[first id, last id, task, stream, [texts]]``: lines of one task's stream with
+    consecutive ids, as a published batch leaves them. Markers and other events are rows.
+    """
+    rows: list[tuple] = []
+    runs: list[list] = []
+    run: list = [0, -1, None, None, None]
+    for e in events:
+        if type(e) is LineEvent:
+            stream, text = e.stream, e.text
+        else:
+            data = e.data
+            if e.type != "log" or len(data) != 2 or "text" not in data:
+                rows.append((e.id, e.task, e.type, json.dumps(data, ensure_ascii=False)))
+                continue
+            stream, text = data["stream"], data["text"]
+        if e.id == run[1] + 1 and e.task == run[2] and stream == run[3]:
+            run[1] = e.id
+            run[4].append(text)
+            continue
+        run = [e.id, e.id, e.task, stream, [text]]
+        runs.append(run)
+    return rows, runs
 
 
 def _settle(done: asyncio.Future, error: BaseException | None) -> None:

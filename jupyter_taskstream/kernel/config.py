@@ -40,18 +40,20 @@ class RuntimeConfig(HasTraits):
         help="Finished tasks ts.tasks() remembers; older finished ones are forgotten first.",
     ).tag(config=True)
     max_buffered_events = Int(
-        500_000,
+        1_000_000,
         min=100,
         help="Events (one per log line) buffered for the hub while it is slow or unreachable: "
-        "a burst of a few hundred thousand print() lines fits, in about 100 bytes a short line "
-        "(~50 MB). Beyond this, old log lines are dropped first (with one warning); latest "
-        "progress and statuses are kept.",
+        "a flood of a million print() lines fits while the hub catches up, in about 90 bytes a "
+        "short line (~90 MB when full). Beyond this, old log lines are dropped first (with one "
+        "warning); latest progress and statuses are kept.",
     ).tag(config=True)
     max_batch_events = Int(
-        5000,
+        50_000,
         min=1,
-        help="Events (one per log line) sent in one request at most; batches stay well under the "
-        "hub's 4 MB body limit and each request is a short step of the hub's event loop.",
+        help="Events (one per log line) sent in one request at most (and about 2 MB, under the hub's "
+        "4 MB body limit). Batches only grow this large while output piles up faster than the hub "
+        "answers: then fewer, larger requests keep up with a print() loop, where many small ones "
+        "would each wait for the interpreter lock and fall behind.",
     ).tag(config=True)
     max_backoff = Float(
         5.0,

@@ -49,7 +49,7 @@ def encode_batch(batch: dict[str, Any]) -> bytes:
 class Outbox:
     """Queued task specs and events, bounded to about ``max_buffered`` events."""
 
-    def __init__(self, max_buffered: int = 500_000, max_batch_events: int = 5000, max_batch_bytes: int = 1_000_000):
+    def __init__(self, max_buffered: int = 1_000_000, max_batch_events: int = 50_000, max_batch_bytes: int = 2_000_000):
         if max_buffered < 1 or max_batch_events < 1:
             raise ValueError("max_buffered and max_batch_events must be at least 1")
         self.max_buffered = max_buffered

@@ -6,7 +6,15 @@ import asyncio
 
 import pytest
 
-from jupyter_taskstream.hub.eventlog import Event, EventLog, Gap
+from jupyter_taskstream.hub.eventlog import (
+    Event,
+    EventLog,
+    Gap,
+    LineEvent,
+    append_by_task,
+    count_lines,
+    line_events,
+)
 
 
 def fill(log: EventLog, ids) -> None:
@@ -84,3 +92,33 @@ async def test_close_wakes_waiters():
     await asyncio.sleep(0)
     log.close()
     assert await asyncio.wait_for(waiter, 1) is True
+
+
+def test_a_batch_of_lines_is_one_event_per_line_in_one_pass():
+    data = {"stream": "stderr", "lines": ["a", "é" * 10, "b"]}
+    events = line_events(7, "t", data, limit=16)  # the second line is 20 bytes: split, never cut
+    assert [(e.id, e.type, e.data) for e in events] == [
+        (7, "log", {"stream": "stderr", "text": "a"}),
+        (8, "log", {"stream": "stderr", "text": "é" * 8}),
+        (9, "log", {"stream": "stderr", "text": "éé"}),
+        (10, "log", {"stream": "stderr", "text": "b"}),
+    ]
+    assert all(isinstance(e, LineEvent) for e in events)
+    assert events[0].sse_all() == b'id: 7\nevent: log\ndata: {"stream":"stderr","text":"a","task":"t"}\n\n'
+    marker = Event(11, "t", "log", {"stream": "stderr", "text": "… 2 lines dropped …", "dropped": 2})
+    assert count_lines([*events, marker, Event(12, "t", "status", {"status": "running"})]) == 4
+
+
+def test_extend_trims_like_append_and_runs_go_to_their_tasks_logs():
+    logs = {"a": EventLog(5), "b": EventLog(5)}
+    events = [*line_events(1, "a", {"stream": "stdout", "lines": list("abcdefghijklmnopqrstuvwx")}, 0),
+              *line_events(25, "b", {"stream": "stdout", "text": "y"}, 0),
+              Event(26, "a", "deleted", {}), Event(27, "gone", "log", {"stream": "stdout", "text": "z"})]
+    woken = append_by_task(events, logs)
+    assert set(woken) == {"a", "b"}
+    assert [e.id for e in logs["a"].after(19)] == [20, 21, 22, 23, 24]  # the newest 5 of 24
+    assert logs["a"].trimmed_through == 19 and logs["b"].last_id == 25
+    with pytest.raises(Gap):
+        logs["a"].after(3)
+    with pytest.raises(ValueError):
+        logs["a"].extend(line_events(24, "a", {"stream": "stdout", "text": "again"}, 0))

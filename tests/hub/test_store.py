@@ -26,6 +26,16 @@ def log(text: str) -> dict:
 # ---- the store alone ----------------------------------------------------------------------
 
 
+def stored_ids(path) -> list[int]:
+    """Every event id the file holds: ``events`` rows and each id of the ``lines`` runs."""
+    db = sqlite3.connect(path)
+    ids = [row[0] for row in db.execute("SELECT id FROM events")]
+    for first, last in db.execute("SELECT id, last FROM lines"):
+        ids.extend(range(first, last + 1))
+    db.close()
+    return sorted(ids)
+
+
 async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     path = str(tmp_path / "db" / "tasks.sqlite")
     store = SQLiteStore(path=path)
@@ -34,26 +44,40 @@ async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     # Many writes queued at once land in few transactions, in order.
     writes = [store.write([Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})], [record], i) for i in range(1, 301)]
     await asyncio.gather(*writes)
+    # A batch of lines (consecutive ids, one stream) is one row, a marker among them its own.
+    batch = [Event(i, "t1", "log", {"stream": "stdout", "text": str(i)}) for i in range(301, 501)]
+    batch[100] = Event(401, "t1", "log", {"stream": "stdout", "text": "… 3 lines dropped …", "dropped": 3})
+    batch[150] = Event(451, "t1", "log", {"stream": "stderr", "text": "451"})
+    await store.write(batch, [record], 500)
     # The registry's log trimmed through 250: the record says so, the store deletes exactly those.
-    await store.write([], [{**record, "trimmed_through": 250, "log_dropped": 250}], 300)
+    await store.write([], [{**record, "trimmed_through": 250, "log_dropped": 250}], 500)
+    assert stored_ids(path) == list(range(251, 501))  # the newest kept, the trimmed ones deleted
+    # A trim through the middle of a run shortens it: exactly the ids after it stay.
+    await store.write([], [{**record, "trimmed_through": 333, "log_dropped": 333}], 500)
     store.close()
-    db = sqlite3.connect(path)
-    count, low, high = db.execute("SELECT COUNT(*), MIN(id), MAX(id) FROM events").fetchone()
-    db.close()
-    assert (count, low, high) == (50, 251, 300)  # the newest kept, the trimmed ones deleted
+    assert stored_ids(path) == list(range(334, 501))
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM lines WHERE id > 300").fetchone()[0] == 4  # 334-400, 402-450, 451, 452-500
     again = SQLiteStore(path=path)
     state = again.open()
-    assert state.last_event_id == 300
+    assert state.last_event_id == 500
     assert [t["id"] for t in state.tasks] == ["t1"]
-    texts = [data["text"] for _, _, data in state.events["t1"]]
-    assert texts == [str(i) for i in range(low, 301)]
+    assert [event_id for event_id, _, _ in state.events["t1"]] == list(range(334, 501))
+    by_id = {event_id: data for event_id, _, data in state.events["t1"]}
+    assert by_id[401] == {"stream": "stdout", "text": "… 3 lines dropped …", "dropped": 3}
+    assert by_id[451] == {"stream": "stderr", "text": "451"}
+    assert by_id[500] == {"stream": "stdout", "text": "500"}
+    assert [data["text"] for i, data in by_id.items() if i not in (401, 451)] == [
+        str(i) for i in range(334, 501) if i not in (401, 451)
+    ]
     again.delete("t1")
-    await again.write([], [], 300)  # the delete is applied before this write resolves
+    await again.write([], [], 500)  # the delete is applied before this write resolves
     again.close()
+    assert stored_ids(path) == []
     third = SQLiteStore(path=path)
     state = third.open()
     third.close()
-    assert state.tasks == [] and state.events == {} and state.last_event_id == 300  # ids stay used
+    assert state.tasks == [] and state.events == {} and state.last_event_id == 500  # ids stay used
 
 
 def test_corrupt_database_is_moved_aside(tmp_path, caplog):
@@ -234,7 +258,7 @@ async def test_the_file_stays_bounded_under_a_task_that_prints_forever(tmp_path)
         size_early = os.path.getsize(db) + os.path.getsize(f"{db}-wal")
         await flood(5_000, 20_000)
         size_late = os.path.getsize(db) + os.path.getsize(f"{db}-wal")
-        rows = sqlite3.connect(db).execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        rows = len(stored_ids(db))
         # What the log keeps (retention plus its trimming slack), plus at most the last batch
         # whose trim is stored by the commit after it, plus the task's status events.
         assert rows <= 200 + 25 + 100 + 2
