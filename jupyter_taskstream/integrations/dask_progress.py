@@ -1,7 +1,7 @@
 """What a task sent to Dask, counted: key groups per prefix, pending futures, graph feeds.
 
 `TaskTracker` (one per task, `tracker_of`) is fed by the adapters of `.dask`: futures one
-by one (done callbacks, failures logged), whole computations through `_GraphFeed` (Dask's
+by one (from the client's key reports, `.dask_keys`; failures logged), whole computations through `_GraphFeed` (Dask's
 own ``MultiProgress`` on the scheduler), and local-scheduler keys. It writes the counts to
 the task's bar and message, settles what finished as the task ends (`Task.on_ending`) and
 cancels the pending futures when the task is cancelled (`Task.on_cancel`). `KeyGroups` is
@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterable
 
 from ..errors import TaskCancelled
 from ..kernel.task import Task
+from .dask_bars import RemoteBars
+from .dask_keys import KeyStream
 
 __all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
 
@@ -107,14 +109,16 @@ class TaskTracker:
         self.task_id = task.id
         self.groups = KeyGroups()
         self._lock = threading.Lock()
-        self._pending: dict[int, Any] = {}
-        #: Held while one future's end is counted and logged, so `_settle` waits for it.
+        #: key -> (prefix, the client's KeyStream, [(future, counted)]) of keys not finished yet.
+        self._pending: dict[Any, tuple[str, KeyStream, list]] = {}
+        #: Held while one key's end is counted and logged.
         self._counting = threading.RLock()
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
         #: One child bar of the task per key prefix, as Dask's own progress() groups keys.
         self._bars: dict[str, Any] = {}
         self._feeds: list[_GraphFeed] = []
+        self._remote: RemoteBars | None = None
         self._reported_at = float("-inf")
         self._report_due = False
         task.on_cancel(self._cancelled)
@@ -130,53 +134,50 @@ class TaskTracker:
 
     # ---- distributed futures -----------------------------------------------------------
 
-    def add_futures(self, futures: Iterable[Any], count: bool = True) -> None:
-        """Watch ``futures`` finish (for failures and cancel); count them in unless ``count`` is False."""
+    def add_futures(self, stream: KeyStream, futures: Iterable[Any], count: bool = True) -> None:
+        """Watch ``futures`` finish on ``stream`` (failures, cancel); count them in unless ``count`` is False."""
         from dask.utils import key_split
 
         futures = list(futures)
         with self._lock:
             for future in futures:
-                self._pending[id(future)] = (future, count)
+                entry = self._pending.get(future.key)
+                if entry is None:
+                    entry = self._pending[future.key] = (key_split(future.key), stream, [])
+                entry[2].append((future, count))
+                if count:
+                    self.groups.add(entry[0])
         if count:
-            for future in futures:
-                self.groups.add(key_split(future.key))
             self._report()
-        for future in futures:
-            future.add_done_callback(self._future_done)
+        stream.watch(futures, self)
 
-    def _future_done(self, future: Any) -> None:
-        with self._counting:
-            self._count_done(future)
-
-    def _count_done(self, future: Any) -> None:
-        from dask.utils import key_split
-
-        with self._lock:
-            entry = self._pending.pop(id(future), None)
-        if entry is None:
-            return  # settled already, or handed to Client.cancel
-        status = future.status
-        if status == "cancelled":
-            return
-        erred = status == "error"
-        if entry[1]:
-            self.groups.finish(key_split(future.key), erred)
-        if erred:
-            self.log(f"dask: key {future.key!r} failed: {_exception_text(future)}")
-        self._report()
-
-    def _settle(self, task: Task) -> None:
-        """The task ends: count the futures that are done but whose callback has not run yet.
-
-        The code that waited on them may be faster than Dask's callback thread; this keeps
-        the final count and the failure lines on the task.
-        """
+    def key_finished(self, key: Any, status: str, error: str | None = None) -> None:
+        """``key`` finished, failed or was cancelled (one report, however many futures hold it)."""
         with self._counting:
             with self._lock:
-                done = [f for f, _ in self._pending.values() if f.done()]
-            for future in done:
-                self._count_done(future)
+                entry = self._pending.pop(key, None)
+            if entry is None or status == "cancelled":
+                return  # settled already, or handed to Client.cancel
+            prefix, _stream, held = entry
+            erred = status == "error"
+            for _future, count in held:
+                if count:
+                    self.groups.finish(prefix, erred)
+            if erred:
+                self.log(f"dask: key {key!r} failed: {error or _exception_text(held[0][0])}")
+            self._report()
+
+    def _settle(self, task: Task) -> None:
+        """The task ends: count the futures that are done but whose report was not handled yet.
+
+        The code that waited on them may be faster than the client's handling of a failure
+        (logged after the future's waiters wake); this keeps the final count and the
+        failure lines on the task.
+        """
+        with self._lock:
+            done = [(key, entry[2][0][0]) for key, entry in self._pending.items() if entry[2][0][0].done()]
+        for key, future in done:
+            self.key_finished(key, future.status)
         deadline = time.monotonic() + SETTLE_WAIT  # one budget for all the task's computations
         for feed in list(self._feeds):
             feed.settle(deadline)
@@ -185,12 +186,14 @@ class TaskTracker:
     def _cancelled(self, task: Task) -> None:
         """The task was cancelled: cancel its pending futures, without blocking the caller."""
         with self._lock:
-            futures, self._pending = [f for f, _ in self._pending.values()], {}
+            pending, self._pending = self._pending, {}
         for feed in list(self._feeds):
             feed.stop()
         by_client: dict[int, tuple[Any, list]] = {}
-        for future in futures:
-            by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
+        for key, (_prefix, stream, held) in pending.items():
+            stream.forget([key], self)
+            for future, _count in held:
+                by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
         for client, group in by_client.values():
             thread = threading.Thread(
                 target=_cancel_futures, args=(client, group, task.name), name="taskstream-dask-cancel", daemon=True
@@ -220,6 +223,16 @@ class TaskTracker:
         self._report()
 
     # ---- reporting -----------------------------------------------------------------------
+
+    def worker_bars(self, worker: str, states: list) -> None:
+        """Bars of the task's code on ``worker`` changed: show them as child bars."""
+        task = self.task
+        if task is None or task.done:
+            return
+        with self._lock:
+            if self._remote is None:
+                self._remote = RemoteBars()
+        self._remote.apply(task, worker, states)
 
     def log(self, text: str) -> None:
         """Add ``text`` to the task's log while it runs."""
