@@ -32,14 +32,21 @@ class RemoteBars:
 
     def apply(self, task: Any, worker: str, states: list | tuple) -> None:
         """Fold the states of one worker's bars (as `.dask_worker_bars.BAR_FIELDS`) into ``task``'s bars."""
+        closing: list[tuple[str, str]] = []
         with self._lock:
             for state in states:
                 try:
-                    self._apply_one(task, worker, state)
+                    self._apply_one(task, worker, state, closing)
                 except (KeyError, TypeError, ValueError):
                     continue  # not a bar state this version sends: skip it, keep the others
+            # Closed last: a loop and the nested loop it ran often close in one batch, and the
+            # nested one is found under its parent only while the parent is still known.
+            for ref in closing:
+                bar = self._bars.pop(ref, None)
+                if bar is not None:
+                    task.bars.close(bar)
 
-    def _apply_one(self, task: Any, worker: str, state: dict) -> None:
+    def _apply_one(self, task: Any, worker: str, state: dict, closing: list) -> None:
         ref = (worker, str(state["id"]))
         bar = self._bars.get(ref)
         closed, leave = bool(state["closed"]), bool(state["leave"])
@@ -60,8 +67,7 @@ class RemoteBars:
         bar.total = _count(state["total"])
         bar.postfix = str(state["postfix"] or "")[:MAX_DESC]
         if closed:
-            del self._bars[ref]
-            task.bars.close(bar)
+            closing.append(ref)
 
 
 def _count(value: Any) -> float | None:

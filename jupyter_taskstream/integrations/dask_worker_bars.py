@@ -91,7 +91,10 @@ def hook_run_task(enter: Callable[[Any], WorkerTask | None] | None, leave: Calla
         @functools.wraps(original)
         def _run_task(task: Any, data: Any, execution_state: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
             hooks = _keys
-            shadow = hooks[0](key) if hooks is not None else None
+            try:
+                shadow = hooks[0](key) if hooks is not None else None
+            except Exception:  # never the user's work's problem: the key runs without bars
+                shadow = None
             if shadow is None:
                 return original(task, data, execution_state, key, *args, **kwargs)
             token, bar_token = current_task.set(shadow), current_bar.set(None)

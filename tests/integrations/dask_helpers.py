@@ -69,3 +69,13 @@ def loop_with_tqdm(n, desc, pause=0.0):
     for _ in bar:
         time.sleep(pause)
     return bar.n
+
+
+def nested_loops(outer, inner):
+    """Two nested ``ts.progress`` loops on a worker (the inner one kept when it ends)."""
+    import jupyter_taskstream as ts
+
+    for _ in ts.progress(range(outer), desc="outer", leave=True):
+        for _ in ts.progress(range(inner), desc="inner", leave=True):
+            pass
+    return outer * inner

@@ -83,6 +83,16 @@ def test_two_tasks_at_once_get_only_their_own_bars(rt, dask_client):
         assert all((b["current"], b["total"], b["closed"]) == (20, 20, True) for b in bars.values())
 
 
+def test_a_nested_loop_on_a_worker_is_nested_under_its_outer_loop(rt, dask_client):
+    with rt.task("nested") as t:
+        assert dask_client.submit(h.nested_loops, 3, 7, pure=False).result() == 21
+    bars = {bar["id"]: bar for bar in t.snapshot()["bars"] if bar["unit"] != "key"}
+    (outer,) = [bar for bar in bars.values() if bar["desc"].endswith("] outer")]
+    (inner,) = [bar for bar in bars.values() if bar["desc"] == "inner"]  # named once, by its parent
+    assert (outer["parent"], outer["current"], outer["total"], outer["closed"]) == ("main", 3, 3, True)
+    assert (inner["parent"], inner["current"], inner["total"], inner["closed"]) == (outer["id"], 7, 7, True)
+
+
 def test_code_outside_tasks_keeps_plain_tqdm_on_workers(dask_client):
     # No task submitted it: the key runs with no current task, tqdm is tqdm.
     assert dask_client.submit(h.loop_with_tqdm, 5, "plain", pure=False).result() == 5
