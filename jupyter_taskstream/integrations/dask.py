@@ -39,7 +39,8 @@ from typing import Any, Callable
 from ..errors import TaskCancelled
 from ..kernel.context import current_task
 from .dask_keys import KeyStream
-from .dask_progress import KeyGroups, TaskTracker, _trackers, tracker_of
+from .dask_groups import KeyGroups
+from .dask_progress import TaskTracker, _trackers, tracker_of
 
 __all__ = ["KeyGroups", "TaskTracker", "install_distributed", "install_local", "track", "tracker_of"]
 

@@ -1,15 +1,17 @@
 """What a task sent to Dask, counted: key groups per prefix, pending futures, graph feeds.
 
 `TaskTracker` (one per task, `tracker_of`) is fed by the adapters of `.dask`: futures one
-by one (from the client's key reports, `.dask_keys`; failures logged), whole computations through `_GraphFeed` (Dask's
-own ``MultiProgress`` on the scheduler), and local-scheduler keys. It writes the counts to
-the task's bar and message, settles what finished as the task ends (`Task.on_ending`) and
-cancels the pending futures when the task is cancelled (`Task.on_cancel`). `KeyGroups` is
-the per-prefix structure child bars can draw from (`TaskTracker.watch`).
+by one (from the client's key reports, `.dask_keys`; failures logged), whole computations
+through `_GraphFeed` (Dask's own ``MultiProgress`` on the scheduler), local-scheduler keys,
+and the bars of its code on workers (`.dask_bars`). It writes the counts to the task's bar,
+message and per-prefix child bars (`.dask_groups.KeyGroups`), at most every
+`REPORT_INTERVAL`; settles what finished as the task ends (`Task.on_ending`) and cancels
+the pending futures when the task is cancelled (`Task.on_cancel`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import weakref
@@ -18,6 +20,7 @@ from typing import Any, Callable, Iterable
 from ..errors import TaskCancelled
 from ..kernel.task import Task
 from .dask_bars import RemoteBars
+from .dask_groups import KeyGroups
 from .dask_keys import KeyStream
 
 __all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
@@ -25,80 +28,6 @@ __all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
 #: Seconds between two updates of the task from the counts: 10,000 futures finishing must not
 #: mean 10,000 messages built; the views sample at most 10 times a second anyway.
 REPORT_INTERVAL = 0.05
-
-
-class KeyGroups:
-    """Finished, failed and total keys per key prefix, like the groups of Dask's ``progress()``.
-
-    The one structure both schedulers feed: counts of single futures (`add`, `finish`) plus
-    whole-graph counts that the scheduler reports per computation (`set_source`). `rows` is
-    what a view (the message today, child bars later) draws from.
-    """
-
-    def __init__(self) -> None:
-        #: prefix -> [done, erred, total], of keys counted one by one
-        self._groups: dict[str, list[int]] = {}
-        #: computation -> {prefix: (done, total)}, as the scheduler last reported it
-        self._sources: dict[Any, dict[str, tuple[int, int]]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, prefix: str, n: int = 1) -> None:
-        """``n`` more keys of ``prefix`` to run."""
-        with self._lock:
-            group = self._groups.get(prefix)
-            if group is None:
-                group = self._groups[prefix] = [0, 0, 0]
-            group[2] += n
-
-    def finish(self, prefix: str, erred: bool = False) -> None:
-        """One key of ``prefix`` finished (or failed)."""
-        with self._lock:
-            group = self._groups.get(prefix)
-            if group is not None:
-                group[1 if erred else 0] += 1
-
-    def set_source(self, source: Any, counts: dict[str, tuple[int, int]]) -> None:
-        """The latest ``{prefix: (done, total)}`` of one whole computation (replaces its last)."""
-        with self._lock:
-            self._sources[source] = dict(counts)
-
-    def complete_source(self, source: Any) -> None:
-        """A computation finished: all its keys are done, whatever the last report said."""
-        with self._lock:
-            counts = self._sources.get(source)
-            if counts is not None:
-                self._sources[source] = {p: (t, t) for p, (_, t) in counts.items()}
-
-    def rows(self) -> list[tuple[str, int, int, int]]:
-        """``(prefix, done, erred, total)`` per prefix, in the order prefixes first appeared."""
-        with self._lock:
-            merged = {prefix: list(group) for prefix, group in self._groups.items()}
-            for counts in self._sources.values():
-                for prefix, (done, total) in counts.items():
-                    group = merged.setdefault(prefix, [0, 0, 0])
-                    group[0] += done
-                    group[2] += total
-        return [(prefix, d, e, t) for prefix, (d, e, t) in merged.items()]
-
-    @property
-    def done(self) -> int:
-        """Keys finished, over all prefixes."""
-        return sum(r[1] for r in self.rows())
-
-    @property
-    def total(self) -> int:
-        """Keys expected, over all prefixes."""
-        return sum(r[3] for r in self.rows())
-
-    def describe(self) -> str:
-        """One line for the task's message: ``inc 3/10 · add 1/5 (1 failed)``."""
-        parts = []
-        for prefix, done, erred, total in self.rows():
-            part = f"{prefix} {done}/{total}"
-            if erred:
-                part += f" ({erred} failed)"
-            parts.append(part)
-        return " · ".join(parts)
 
 
 class TaskTracker:
@@ -249,15 +178,13 @@ class TaskTracker:
         self.log(text)
 
     def _report(self, force: bool = False) -> None:
-        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (a timer makes sure)."""
+        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (`_due_reports` makes sure)."""
         now = time.monotonic()
         with self._lock:
             if not force and now - self._reported_at < REPORT_INTERVAL:
                 if not self._report_due:
                     self._report_due = True
-                    timer = threading.Timer(REPORT_INTERVAL, self._report, kwargs={"force": True})
-                    timer.daemon = True
-                    timer.start()
+                    _due_reports.add(self)
                 return
             self._reported_at = now
             self._report_due = False
@@ -280,6 +207,46 @@ class TaskTracker:
                 callback(groups)
             except Exception:
                 pass
+
+
+class _DueReports:
+    """One thread that makes every tracker's delayed report, `REPORT_INTERVAL` after it was due.
+
+    Not a ``threading.Timer`` per delayed report: reports are mostly made on the client's
+    event loop, and starting a thread there every 50 ms (``Thread.start`` waits until the
+    thread runs) was most of the integration's cost on 10,000 tiny keys (benchmark case 12).
+    """
+
+    def __init__(self) -> None:
+        self._due: set[TaskTracker] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, tracker: TaskTracker) -> None:
+        with self._lock:
+            self._due.add(tracker)
+            self._wake.set()  # under the lock: `_run` clears it only with the set it takes
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="taskstream-dask-reports", daemon=True)
+                # Started from an empty context: this thread serves every task, it belongs to none.
+                contextvars.Context().run(self._thread.start)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(REPORT_INTERVAL)
+            with self._lock:
+                due, self._due = self._due, set()
+                self._wake.clear()
+            for tracker in due:
+                try:
+                    tracker._report(force=True)
+                except Exception:
+                    pass  # one task's view failing must not stop the others' reports
+
+
+_due_reports = _DueReports()
 
 
 #: Seconds a task's end waits for a computation's first report from the scheduler, at most.
