@@ -40,9 +40,13 @@ def print_lines(n: int, rate: float) -> int:
 def _cluster_and_runtime():
     from distributed import Client, LocalCluster
 
+    from jupyter_taskstream import integrations
     from jupyter_taskstream.kernel.config import RuntimeConfig
     from jupyter_taskstream.kernel.runtime import Runtime
 
+    # The bridges, as `jupyter_taskstream.api` turns them on with its default runtime (a
+    # private runtime does not): without this, "integration on" would measure plain Dask.
+    integrations.enable()
     rt = Runtime(RuntimeConfig(log_lines=20_000), publisher=None, kernel_id=None)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
@@ -50,6 +54,7 @@ def _cluster_and_runtime():
                 client.gather(client.map(abs, range(100)))  # registers the worker plugin once
             yield client, rt
     rt.close(2)
+    integrations.disable()
 
 
 def _case10(cfg: BenchConfig) -> list[Row]:

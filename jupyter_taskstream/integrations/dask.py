@@ -10,7 +10,8 @@ distributed (``Client``)
     ``client.get`` behind ``dask.compute``) passes through one adapter around
     ``Client._graph_to_futures``; it annotates the graph with the task id
     (``dask.annotate(taskstream=...)``) and counts the futures it returns, grouped by key
-    prefix the way ``distributed.progress`` groups them (`KeyGroups`). The task's main bar
+    prefix the way ``distributed.progress`` groups them (`KeyGroups`), as the client's
+    stream of key reports tells (`.dask_keys.KeyStream`, no callback per future). The task's main bar
     shows finished/total keys and its message the per-prefix counts; a failed key adds a
     log line naming it and its exception. The first time a client is used in a task, it
     registers the `~.dask_worker.OutputForwarder` worker plugin and subscribes to its
@@ -37,7 +38,9 @@ from typing import Any, Callable
 
 from ..errors import TaskCancelled
 from ..kernel.context import current_task
-from .dask_progress import KeyGroups, TaskTracker, _trackers, tracker_of
+from .dask_keys import KeyStream
+from .dask_groups import KeyGroups
+from .dask_progress import TaskTracker, _trackers, tracker_of
 
 __all__ = ["KeyGroups", "TaskTracker", "install_distributed", "install_local", "track", "tracker_of"]
 
@@ -55,14 +58,15 @@ _installed: set[str] = set()
 
 
 class _ClientState:
-    """Per client: whether its workers forward output, and why not."""
+    """Per client: its key reports, whether its workers forward output, and why not."""
 
-    __slots__ = ("ready", "reason", "lock")
+    __slots__ = ("ready", "reason", "lock", "keys")
 
-    def __init__(self) -> None:
+    def __init__(self, client: Any) -> None:
         self.ready = False
         self.reason: str | None = None
         self.lock = threading.Lock()
+        self.keys = KeyStream(client)
 
 
 _clients: weakref.WeakKeyDictionary[Any, _ClientState] = weakref.WeakKeyDictionary()
@@ -77,7 +81,9 @@ def install() -> None:
     """Hook whichever of dask and distributed the process has imported (see integrations.BRIDGES)."""
     if "dask" in sys.modules:
         install_local()
-    if "distributed" in sys.modules:
+    # ``import distributed`` imports dask first: dask's hook then finds distributed still
+    # half-initialized (no ``Client`` yet); distributed's own hook installs it once loaded.
+    if hasattr(sys.modules.get("distributed"), "Client"):
         install_distributed()
 
 
@@ -158,32 +164,33 @@ def patch_graph_to_futures(client_class: type) -> None:
         if task is None:
             return original(self, *args, **kwargs)
         tracker = tracker_of(task)
-        prepare_client(self, tracker)
+        keys = prepare_client(self, tracker).keys
         with dask.annotate(taskstream=task.id):
             futures = original(self, *args, **kwargs)
         if _whole_graph.get():
-            tracker.add_futures(futures.values(), count=False)
+            tracker.add_futures(keys, futures.values(), count=False)
             tracker.follow_graph(self, list(futures.values()))
         else:
-            tracker.add_futures(futures.values())
+            tracker.add_futures(keys, futures.values())
         return futures
 
     _graph_to_futures.__taskstream__ = True  # type: ignore[attr-defined]
     client_class._graph_to_futures = _graph_to_futures
 
 
-def prepare_client(client: Any, tracker: TaskTracker | None = None) -> None:
-    """Once per client: register the worker plugin and subscribe to its output topic."""
+def prepare_client(client: Any, tracker: TaskTracker | None = None) -> _ClientState:
+    """Once per client: follow its key reports, register the worker plugin, subscribe to its topic."""
     with _clients_lock:
         state = _clients.get(client)
         if state is None:
-            state = _clients[client] = _ClientState()
+            state = _clients[client] = _ClientState(client)
     with state.lock:
         if not state.ready:
             state.ready = True
             state.reason = _set_up_forwarding(client)
     if state.reason is not None and tracker is not None:
         tracker.tell_once(f"no-output-{id(client)}", NO_OUTPUT.format(reason=state.reason))
+    return state
 
 
 def _set_up_forwarding(client: Any) -> str | None:
@@ -210,10 +217,13 @@ def _on_worker_output(event: tuple[float, Any]) -> None:
     tracker = _trackers.get(msg.get("task", ""))
     if tracker is None:
         return  # another kernel's task, or one this process forgot
-    worker = msg.get("worker", "?")
+    worker = str(msg.get("worker", "?"))
     lines = [f"[{worker}] {text}" for _stream, text in msg.get("lines", ())]
     if lines:
         tracker.log("\n".join(lines))
+    bars = msg.get("bars")
+    if isinstance(bars, (list, tuple)) and bars:  # msgpack hands lists over as tuples
+        tracker.worker_bars(worker, bars)
 
 
 def track(client: Any = None) -> None:

@@ -1,15 +1,17 @@
 """What a task sent to Dask, counted: key groups per prefix, pending futures, graph feeds.
 
 `TaskTracker` (one per task, `tracker_of`) is fed by the adapters of `.dask`: futures one
-by one (done callbacks, failures logged), whole computations through `_GraphFeed` (Dask's
-own ``MultiProgress`` on the scheduler), and local-scheduler keys. It writes the counts to
-the task's bar and message, settles what finished as the task ends (`Task.on_ending`) and
-cancels the pending futures when the task is cancelled (`Task.on_cancel`). `KeyGroups` is
-the per-prefix structure child bars can draw from (`TaskTracker.watch`).
+by one (from the client's key reports, `.dask_keys`; failures logged), whole computations
+through `_GraphFeed` (Dask's own ``MultiProgress`` on the scheduler), local-scheduler keys,
+and the bars of its code on workers (`.dask_bars`). It writes the counts to the task's bar,
+message and per-prefix child bars (`.dask_groups.KeyGroups`), at most every
+`REPORT_INTERVAL`; settles what finished as the task ends (`Task.on_ending`) and cancels
+the pending futures when the task is cancelled (`Task.on_cancel`).
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
 import weakref
@@ -17,86 +19,15 @@ from typing import Any, Callable, Iterable
 
 from ..errors import TaskCancelled
 from ..kernel.task import Task
+from .dask_bars import RemoteBars
+from .dask_groups import KeyGroups
+from .dask_keys import KeyStream
 
 __all__ = ["KeyGroups", "TaskTracker", "tracker_of"]
 
 #: Seconds between two updates of the task from the counts: 10,000 futures finishing must not
 #: mean 10,000 messages built; the views sample at most 10 times a second anyway.
 REPORT_INTERVAL = 0.05
-
-
-class KeyGroups:
-    """Finished, failed and total keys per key prefix, like the groups of Dask's ``progress()``.
-
-    The one structure both schedulers feed: counts of single futures (`add`, `finish`) plus
-    whole-graph counts that the scheduler reports per computation (`set_source`). `rows` is
-    what a view (the message today, child bars later) draws from.
-    """
-
-    def __init__(self) -> None:
-        #: prefix -> [done, erred, total], of keys counted one by one
-        self._groups: dict[str, list[int]] = {}
-        #: computation -> {prefix: (done, total)}, as the scheduler last reported it
-        self._sources: dict[Any, dict[str, tuple[int, int]]] = {}
-        self._lock = threading.Lock()
-
-    def add(self, prefix: str, n: int = 1) -> None:
-        """``n`` more keys of ``prefix`` to run."""
-        with self._lock:
-            group = self._groups.get(prefix)
-            if group is None:
-                group = self._groups[prefix] = [0, 0, 0]
-            group[2] += n
-
-    def finish(self, prefix: str, erred: bool = False) -> None:
-        """One key of ``prefix`` finished (or failed)."""
-        with self._lock:
-            group = self._groups.get(prefix)
-            if group is not None:
-                group[1 if erred else 0] += 1
-
-    def set_source(self, source: Any, counts: dict[str, tuple[int, int]]) -> None:
-        """The latest ``{prefix: (done, total)}`` of one whole computation (replaces its last)."""
-        with self._lock:
-            self._sources[source] = dict(counts)
-
-    def complete_source(self, source: Any) -> None:
-        """A computation finished: all its keys are done, whatever the last report said."""
-        with self._lock:
-            counts = self._sources.get(source)
-            if counts is not None:
-                self._sources[source] = {p: (t, t) for p, (_, t) in counts.items()}
-
-    def rows(self) -> list[tuple[str, int, int, int]]:
-        """``(prefix, done, erred, total)`` per prefix, in the order prefixes first appeared."""
-        with self._lock:
-            merged = {prefix: list(group) for prefix, group in self._groups.items()}
-            for counts in self._sources.values():
-                for prefix, (done, total) in counts.items():
-                    group = merged.setdefault(prefix, [0, 0, 0])
-                    group[0] += done
-                    group[2] += total
-        return [(prefix, d, e, t) for prefix, (d, e, t) in merged.items()]
-
-    @property
-    def done(self) -> int:
-        """Keys finished, over all prefixes."""
-        return sum(r[1] for r in self.rows())
-
-    @property
-    def total(self) -> int:
-        """Keys expected, over all prefixes."""
-        return sum(r[3] for r in self.rows())
-
-    def describe(self) -> str:
-        """One line for the task's message: ``inc 3/10 · add 1/5 (1 failed)``."""
-        parts = []
-        for prefix, done, erred, total in self.rows():
-            part = f"{prefix} {done}/{total}"
-            if erred:
-                part += f" ({erred} failed)"
-            parts.append(part)
-        return " · ".join(parts)
 
 
 class TaskTracker:
@@ -107,14 +38,16 @@ class TaskTracker:
         self.task_id = task.id
         self.groups = KeyGroups()
         self._lock = threading.Lock()
-        self._pending: dict[int, Any] = {}
-        #: Held while one future's end is counted and logged, so `_settle` waits for it.
+        #: key -> (prefix, the client's KeyStream, [(future, counted)]) of keys not finished yet.
+        self._pending: dict[Any, tuple[str, KeyStream, list]] = {}
+        #: Held while one key's end is counted and logged.
         self._counting = threading.RLock()
         self._told: set[str] = set()
         self._on_change: list[Callable[[KeyGroups], Any]] = []
         #: One child bar of the task per key prefix, as Dask's own progress() groups keys.
         self._bars: dict[str, Any] = {}
         self._feeds: list[_GraphFeed] = []
+        self._remote: RemoteBars | None = None
         self._reported_at = float("-inf")
         self._report_due = False
         task.on_cancel(self._cancelled)
@@ -130,53 +63,50 @@ class TaskTracker:
 
     # ---- distributed futures -----------------------------------------------------------
 
-    def add_futures(self, futures: Iterable[Any], count: bool = True) -> None:
-        """Watch ``futures`` finish (for failures and cancel); count them in unless ``count`` is False."""
+    def add_futures(self, stream: KeyStream, futures: Iterable[Any], count: bool = True) -> None:
+        """Watch ``futures`` finish on ``stream`` (failures, cancel); count them in unless ``count`` is False."""
         from dask.utils import key_split
 
         futures = list(futures)
         with self._lock:
             for future in futures:
-                self._pending[id(future)] = (future, count)
+                entry = self._pending.get(future.key)
+                if entry is None:
+                    entry = self._pending[future.key] = (key_split(future.key), stream, [])
+                entry[2].append((future, count))
+                if count:
+                    self.groups.add(entry[0])
         if count:
-            for future in futures:
-                self.groups.add(key_split(future.key))
             self._report()
-        for future in futures:
-            future.add_done_callback(self._future_done)
+        stream.watch(futures, self)
 
-    def _future_done(self, future: Any) -> None:
-        with self._counting:
-            self._count_done(future)
-
-    def _count_done(self, future: Any) -> None:
-        from dask.utils import key_split
-
-        with self._lock:
-            entry = self._pending.pop(id(future), None)
-        if entry is None:
-            return  # settled already, or handed to Client.cancel
-        status = future.status
-        if status == "cancelled":
-            return
-        erred = status == "error"
-        if entry[1]:
-            self.groups.finish(key_split(future.key), erred)
-        if erred:
-            self.log(f"dask: key {future.key!r} failed: {_exception_text(future)}")
-        self._report()
-
-    def _settle(self, task: Task) -> None:
-        """The task ends: count the futures that are done but whose callback has not run yet.
-
-        The code that waited on them may be faster than Dask's callback thread; this keeps
-        the final count and the failure lines on the task.
-        """
+    def key_finished(self, key: Any, status: str, error: str | None = None) -> None:
+        """``key`` finished, failed or was cancelled (one report, however many futures hold it)."""
         with self._counting:
             with self._lock:
-                done = [f for f, _ in self._pending.values() if f.done()]
-            for future in done:
-                self._count_done(future)
+                entry = self._pending.pop(key, None)
+            if entry is None or status == "cancelled":
+                return  # settled already, or handed to Client.cancel
+            prefix, _stream, held = entry
+            erred = status == "error"
+            for _future, count in held:
+                if count:
+                    self.groups.finish(prefix, erred)
+            if erred:
+                self.log(f"dask: key {key!r} failed: {error or _exception_text(held[0][0])}")
+            self._report()
+
+    def _settle(self, task: Task) -> None:
+        """The task ends: count the futures that are done but whose report was not handled yet.
+
+        The code that waited on them may be faster than the client's handling of a failure
+        (logged after the future's waiters wake); this keeps the final count and the
+        failure lines on the task.
+        """
+        with self._lock:
+            done = [(key, entry[2][0][0]) for key, entry in self._pending.items() if entry[2][0][0].done()]
+        for key, future in done:
+            self.key_finished(key, future.status)
         deadline = time.monotonic() + SETTLE_WAIT  # one budget for all the task's computations
         for feed in list(self._feeds):
             feed.settle(deadline)
@@ -185,12 +115,14 @@ class TaskTracker:
     def _cancelled(self, task: Task) -> None:
         """The task was cancelled: cancel its pending futures, without blocking the caller."""
         with self._lock:
-            futures, self._pending = [f for f, _ in self._pending.values()], {}
+            pending, self._pending = self._pending, {}
         for feed in list(self._feeds):
             feed.stop()
         by_client: dict[int, tuple[Any, list]] = {}
-        for future in futures:
-            by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
+        for key, (_prefix, stream, held) in pending.items():
+            stream.forget([key], self)
+            for future, _count in held:
+                by_client.setdefault(id(future.client), (future.client, []))[1].append(future)
         for client, group in by_client.values():
             thread = threading.Thread(
                 target=_cancel_futures, args=(client, group, task.name), name="taskstream-dask-cancel", daemon=True
@@ -221,6 +153,16 @@ class TaskTracker:
 
     # ---- reporting -----------------------------------------------------------------------
 
+    def worker_bars(self, worker: str, states: list) -> None:
+        """Bars of the task's code on ``worker`` changed: show them as child bars."""
+        task = self.task
+        if task is None or task.done:
+            return
+        with self._lock:
+            if self._remote is None:
+                self._remote = RemoteBars()
+        self._remote.apply(task, worker, states)
+
     def log(self, text: str) -> None:
         """Add ``text`` to the task's log while it runs."""
         task = self.task
@@ -236,15 +178,13 @@ class TaskTracker:
         self.log(text)
 
     def _report(self, force: bool = False) -> None:
-        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (a timer makes sure)."""
+        """Write the counts to the task: at once, or within `REPORT_INTERVAL` (`_due_reports` makes sure)."""
         now = time.monotonic()
         with self._lock:
             if not force and now - self._reported_at < REPORT_INTERVAL:
                 if not self._report_due:
                     self._report_due = True
-                    timer = threading.Timer(REPORT_INTERVAL, self._report, kwargs={"force": True})
-                    timer.daemon = True
-                    timer.start()
+                    _due_reports.add(self)
                 return
             self._reported_at = now
             self._report_due = False
@@ -267,6 +207,46 @@ class TaskTracker:
                 callback(groups)
             except Exception:
                 pass
+
+
+class _DueReports:
+    """One thread that makes every tracker's delayed report, `REPORT_INTERVAL` after it was due.
+
+    Not a ``threading.Timer`` per delayed report: reports are mostly made on the client's
+    event loop, and starting a thread there every 50 ms (``Thread.start`` waits until the
+    thread runs) was most of the integration's cost on 10,000 tiny keys (benchmark case 12).
+    """
+
+    def __init__(self) -> None:
+        self._due: set[TaskTracker] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, tracker: TaskTracker) -> None:
+        with self._lock:
+            self._due.add(tracker)
+            self._wake.set()  # under the lock: `_run` clears it only with the set it takes
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="taskstream-dask-reports", daemon=True)
+                # Started from an empty context: this thread serves every task, it belongs to none.
+                contextvars.Context().run(self._thread.start)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            time.sleep(REPORT_INTERVAL)
+            with self._lock:
+                due, self._due = self._due, set()
+                self._wake.clear()
+            for tracker in due:
+                try:
+                    tracker._report(force=True)
+                except Exception:
+                    pass  # one task's view failing must not stop the others' reports
+
+
+_due_reports = _DueReports()
 
 
 #: Seconds a task's end waits for a computation's first report from the scheduler, at most.

@@ -12,9 +12,13 @@ connect to the Jupyter server. Output of any other code passes through unchanged
 ``print`` event to the client; the plugin drops that event so the line reaches the task
 once, and Dask's own client-side ``print`` handler stays in place for everything else.
 
-This module imports only the standard library and distributed: it is unpickled in the
-workers, which need jupyter_taskstream installed (without it the client says so once on
-each task and the work itself runs as usual).
+While such a key runs, ``ts.progress`` loops and tqdm bars in it feed bars that are sent
+on the same topic (`.dask_worker_bars`: the key's current task there is a stand-in).
+
+This module imports only the standard library and distributed (the bars module is loaded
+by `setup`): it is unpickled in the workers, which need jupyter_taskstream installed
+(without it the client says so once on each task, tqdm there draws as usual and the work
+itself runs as usual).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ PLUGIN_NAME = "jupyter-taskstream-output"
 FLUSH_INTERVAL = 0.05
 #: A partial line is sent as it is after waiting this long for its newline.
 PARTIAL_AFTER = 0.5
+#: Seconds a task's stand-in (see `_enter`) stays after its last key here ended.
+KEEP_IDLE = 5.0
 
 
 class _Collected:
@@ -106,6 +112,9 @@ class OutputForwarder(WorkerPlugin):
         self._handler: logging.Handler | None = None
         self._callback: Any = None
         self._log_event: Any = None
+        #: task id -> its `WorkerTask` stand-in here, while its keys run or its bars are open.
+        self._shadows: dict[str, Any] = {}
+        self._sampled_at = 0.0
 
     def __getstate__(self) -> dict:
         return {}  # the client's instance holds nothing a worker needs
@@ -129,6 +138,10 @@ class OutputForwarder(WorkerPlugin):
         # Wrapping the instance's log_event is how the duplicate ``print`` event is dropped.
         self._log_event = worker.log_event
         worker.log_event = self._worker_log_event
+        from . import dask_worker_bars as bars
+
+        bars.hook_run_task(self._enter, self._leave)
+        bars.install_tqdm_bridge()
         self._callback = PeriodicCallback(self.send, FLUSH_INTERVAL * 1000)
         self._callback.start()
 
@@ -143,12 +156,59 @@ class OutputForwarder(WorkerPlugin):
             logging.getLogger().removeHandler(self._handler)
         if self._log_event is not None:
             worker.log_event = self._log_event
+        from . import dask_worker_bars as bars
+
+        bars.hook_run_task(None, self._leave)
 
     def transition(self, key: Any, start: str, finish: str, **kwargs: Any) -> None:
         # Sent here, before the worker reports the key done: the lines travel ahead of the
         # result on the same streams, so the task has them when the client sees the result.
         if start == "executing":
             self.send(ended=self._task_of_key(key))
+
+    # ---- the keys' stand-in tasks (bars) -------------------------------------------------
+
+    def _enter(self, key: Any) -> Any:
+        """In the executor thread, as ``key`` starts: the stand-in of its task, or None."""
+        task_id = self._task_of_key(key)
+        if task_id is None:
+            return None
+        with self._lock:
+            shadow = self._shadows.get(task_id)
+            if shadow is None:
+                from .dask_worker_bars import WorkerTask
+
+                shadow = self._shadows[task_id] = WorkerTask(task_id, lambda stream, text: self.collect(task_id, stream, text))
+            shadow.running += 1
+        return shadow
+
+    def _leave(self, shadow: Any) -> None:
+        with self._lock:
+            shadow.running -= 1
+            shadow.used_at = time.monotonic()
+
+    def _bar_changes(self, now: float, ended: str | None, final: bool) -> dict[str, list]:
+        """What changed in the stand-ins' bars: all of them every `SAMPLE_INTERVAL`, else those of ``ended``."""
+        from .dask_worker_bars import SAMPLE_INTERVAL
+
+        due = final or now - self._sampled_at >= SAMPLE_INTERVAL
+        if due:
+            self._sampled_at = now
+        with self._lock:
+            shadows = list(self._shadows.items()) if due else [(ended, self._shadows.get(ended))]
+        out = {}
+        for task_id, shadow in shadows:
+            if shadow is None:
+                continue
+            changes = shadow.bar_changes()
+            if changes:
+                out[task_id] = changes
+            # Kept a while after its last key: a task's next key here reuses it (tiny keys).
+            if due and now - shadow.used_at > KEEP_IDLE and shadow.idle:
+                with self._lock:
+                    if shadow.running == 0 and self._shadows.get(task_id) is shadow:
+                        del self._shadows[task_id]
+        return out
 
     # ---- collecting and sending --------------------------------------------------------
 
@@ -192,19 +252,23 @@ class OutputForwarder(WorkerPlugin):
         """
         now = time.monotonic()
         batches: list[dict] = []
+        bars = self._bar_changes(now, ended, final) if self._shadows else {}
         with self._lock:
             for task_id, collected in list(self._pending.items()):
                 for stream, text in collected.partial.items():
                     if text and (final or task_id == ended or now - collected.partial_since[stream] >= PARTIAL_AFTER):
                         collected.lines.append((stream, text))
                         collected.partial[stream] = ""
-                if collected.lines:
-                    batches.append(
-                        {"task": task_id, "worker": self._worker.address, "lines": [list(x) for x in collected.lines]}
-                    )
+                if collected.lines or task_id in bars:
+                    batch = {"task": task_id, "worker": self._worker.address, "lines": [list(x) for x in collected.lines]}
+                    if task_id in bars:
+                        batch["bars"] = bars.pop(task_id)
+                    batches.append(batch)
                     collected.lines = []
                 if not any(collected.partial.values()):
                     del self._pending[task_id]
+            for task_id, changes in bars.items():
+                batches.append({"task": task_id, "worker": self._worker.address, "lines": [], "bars": changes})
         log_event = self._log_event
         for batch in batches:
             log_event(TOPIC, batch)

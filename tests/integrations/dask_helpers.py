@@ -48,3 +48,34 @@ def expected_lines(marker, xs):
     for x in xs:
         out += [f"{marker} print {x}", f"WARNING:user.code:{marker} log {x}", f"{marker} dask-print {x}"]
     return out
+
+
+def loop_with_progress(n, desc, pause=0.0):
+    """``ts.progress`` over ``n`` items on a worker (a child bar ``desc`` of the submitting task)."""
+    import jupyter_taskstream as ts
+
+    done = 0
+    for _ in ts.progress(range(n), desc=desc, leave=True):
+        time.sleep(pause)
+        done += 1
+    return done
+
+
+def loop_with_tqdm(n, desc, pause=0.0):
+    """A tqdm bar over ``n`` items on a worker; returns what it counted."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(n), desc=desc)
+    for _ in bar:
+        time.sleep(pause)
+    return bar.n
+
+
+def nested_loops(outer, inner):
+    """Two nested ``ts.progress`` loops on a worker (the inner one kept when it ends)."""
+    import jupyter_taskstream as ts
+
+    for _ in ts.progress(range(outer), desc="outer", leave=True):
+        for _ in ts.progress(range(inner), desc="inner", leave=True):
+            pass
+    return outer * inner

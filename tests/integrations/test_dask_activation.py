@@ -67,3 +67,15 @@ def test_dask_imported_before_the_first_task_turns_it_on_at_that_task():
         print(getattr(distributed.Client._graph_to_futures, "__taskstream__", False))
     """)
     assert out.splitlines() == ["False", "True"]
+
+
+def test_import_distributed_first_after_the_bridges_are_on():
+    # ``import distributed`` imports dask first: dask's hook must not touch the half-loaded
+    # distributed (ImportError: cannot import name 'Client' from partially initialized module).
+    out = run("""
+        from jupyter_taskstream import integrations
+        integrations.enable()
+        import distributed
+        print(getattr(distributed.Client._graph_to_futures, "__taskstream__", False))
+    """)
+    assert out.splitlines() == ["True"]

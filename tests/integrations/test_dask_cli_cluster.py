@@ -116,6 +116,19 @@ def test_worker_without_the_package_degrades_with_one_message(rt, bare):
     assert all(p.poll() is None for p in cluster.processes), "a process of the cluster died"
 
 
+def test_worker_without_the_package_runs_tqdm_as_plain_tqdm(rt, bare):
+    _, client = bare
+    # Checked on the worker: tqdm drew its own text, counted all, and nothing failed.
+    code = (
+        "import io\nfrom tqdm import tqdm\nout = io.StringIO()\nbar = tqdm(range(5), file=out)\n"
+        "for _ in bar: pass\nassert bar.n == 5 and '5/5' in out.getvalue(), out.getvalue()"
+    )
+    with rt.task("bare tqdm") as t:
+        assert client.submit(exec, code, pure=False).result() is None
+    assert t.status == "completed"
+    assert [bar for bar in t.snapshot()["bars"] if bar["unit"] != "key"] == []
+
+
 def test_worker_without_the_package_keeps_dasks_print_forwarding(bare, capsys):
     _, client = bare
     code = "from dask.distributed import print as p; p('from the bare worker')"

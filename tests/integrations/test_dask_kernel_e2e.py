@@ -1,7 +1,8 @@
 """Dask in a real kernel started by the test server, reporting to the real hub (read over REST).
 
 One kernel and one 2-process LocalCluster it starts, in the order a notebook user meets
-things: a task that fans out, its count and every worker line over REST; a cancel over REST
+things: a task that fans out, its count and every worker line over REST; ``ts.progress`` and
+tqdm inside task functions as the task's child bars over REST; a cancel over REST
 while the cluster is busy; Dask's own print forwarding for code outside tasks.
 """
 
@@ -35,6 +36,17 @@ def shout(x):
 
 def slow(x):
     time.sleep(8)
+    return x
+
+def looping(x):
+    for _ in ts.progress(range(25), desc=f"loop {x}", leave=True):
+        time.sleep(0.002)
+    return x
+
+def tq(x):
+    from tqdm.auto import tqdm
+    for _ in tqdm(range(15), desc=f"tq {x}"):
+        pass
     return x
 """
 
@@ -77,6 +89,28 @@ async def test_dask_in_a_real_kernel_over_rest(jp_serverapp, client, registry):
         assert all(tagged), texts
         expected = [f"{kind} {x}" for x in range(10) for kind in ("print", "WARNING:user.code:log", "dask-print")]
         assert sorted(m.group(1) for m in tagged) == sorted(expected)
+
+        # -- ts.progress and tqdm inside task functions: child bars, exact counts, over REST ----
+        out = await k.run(
+            "with ts.task('worker bars') as t:\n"
+            "    fs = [dclient.submit(looping, i, pure=False) for i in range(3)] + [dclient.submit(tq, 9, pure=False)]\n"
+            "    assert dclient.gather(fs) == [0, 1, 2, 9]\n"
+            "print('ID', t.id)\n",
+            timeout=60,
+        )
+        (bars_id,) = ids(out)
+        await wait_for(lambda: ended(bars_id), 20)
+        snap = await snapshot(bars_id)
+        assert snap["status"] == "completed" and snap["progress"]["current"] == 4
+        shown = {}
+        for bar in snap["bars"]:
+            if bar["unit"] == "key":
+                continue  # the per-key-prefix bars
+            match = re.match(r"^\[tcp://[^\]]+\] (.*)$", bar["desc"])
+            assert match, bar
+            shown[match.group(1)] = (bar["current"], bar["total"], bar["closed"])
+        assert shown == {"loop 0": (25, 25, True), "loop 1": (25, 25, True), "loop 2": (25, 25, True),
+                         "tq 9": (15, 15, True)}  # fmt: skip
 
         # -- cancel over REST while the cluster is busy ----------------------------------------
         out = await k.run(

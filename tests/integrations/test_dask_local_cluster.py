@@ -1,6 +1,7 @@
 """A task that fans out to a real LocalCluster (2 worker processes): progress, output, cancel.
 
-One cluster for the module (worker processes take a second to start). The runtime runs
+One cluster for the Dask tests (the session's `dask_cluster` fixture in conftest: worker
+processes take a second to start). The runtime runs
 in-process without a hub (the `rt` fixture); tests/integrations/test_dask_kernel_e2e.py
 goes through a real kernel and the hub's REST API.
 """
@@ -22,21 +23,17 @@ from . import dask_helpers as h  # noqa: E402
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("dask_bridge")]
 
+@pytest.fixture
+def cluster(dask_cluster):
+    return dask_cluster
+
+
+@pytest.fixture
+def client(dask_client):
+    return dask_client
+
+
 TAG = re.compile(r"^\[(tcp://[^\]]+)\] (.*)$")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def client(cluster):
-    with distributed.Client(cluster) as client:
-        yield client
 
 
 def worker_lines(task) -> list[tuple[str, str]]:
