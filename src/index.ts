@@ -3,7 +3,8 @@
 //
 // One plugin on purpose: the parts share one store and one stream per tab, and every
 // dependency but the application is optional, so the same plugin runs in Notebook 7
-// (no ILabShell: the panel goes to the right sidebar) and without a status bar.
+// (no ILabShell: the panel and a log go to the right sidebar, the status item to the right
+// of the menu bar, as Notebook 7 has no status bar) and in a Lab without a status bar.
 
 import { ILabShell, ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette, MainAreaWidget, Notification, WidgetTracker } from '@jupyterlab/apputils';
@@ -143,7 +144,8 @@ const plugin: JupyterFrontEndPlugin<void> = {
     });
     panel.title.icon = tasksIcon;
     panel.title.caption = 'Tasks';
-    // JupyterLab's left sidebar; Notebook 7 has no ILabShell and puts tools on the right.
+    // JupyterLab's left sidebar; Notebook 7 has no ILabShell and puts tools on the right
+    // (View > Right Sidebar > Show Tasks), on its file browser and notebook pages alike.
     app.shell.add(panel, labShell ? 'left' : 'right', { rank: 650 });
     if (restorer) {
       restorer.add(panel, 'jupyter-taskstream-panel');
@@ -180,7 +182,17 @@ const plugin: JupyterFrontEndPlugin<void> = {
         widget.title.icon = tasksIcon;
         widget.title.closable = true;
         void logs.add(widget);
-        app.shell.add(widget, 'main');
+        if (labShell) {
+          app.shell.add(widget, 'main');
+        } else {
+          // Notebook 7's main area holds its one page (the notebook, the file browser) and
+          // ignores a second widget: the log goes to the right sidebar, one log at a time
+          // (the status item or "Show Tasks Panel" switches back to the list).
+          const others: MainAreaWidget<LogView>[] = [];
+          logs.forEach(other => other !== widget && others.push(other));
+          others.forEach(other => other.dispose());
+          app.shell.add(widget, 'right', { rank: 660 });
+        }
         app.shell.activateById(widget.id);
         return widget;
       }
@@ -228,14 +240,19 @@ const plugin: JupyterFrontEndPlugin<void> = {
       });
     }
 
+    const item = new TaskStatusItem(store, () => void commands.execute(CommandIDs.openPanel));
     if (statusBar) {
-      const item = new TaskStatusItem(store, () => void commands.execute(CommandIDs.openPanel));
       statusBar.registerStatusItem(PLUGIN_ID, {
         item,
         align: 'left',
         rank: 4,
         isActive: () => true
       });
+    } else if (!labShell) {
+      // Notebook 7 has no status bar: the item goes to the right of its menu bar, after the
+      // spacer (rank 900) and before the kernel status (10010), on every page.
+      item.addClass('jp-TaskStream-menuItem');
+      app.shell.add(item, 'menu', { rank: 1000 });
     }
 
     // Notifications: a task that ran at least the threshold ends, on the live stream.
