@@ -583,7 +583,7 @@ def build() -> dict:
                      "description": "Lines after this event id (a `last_event_id` from before)."},
                     {"name": "before", "in": "query", "schema": {"type": "string", "pattern": POSITIVE},
                      "description": "Page back: the newest `limit` lines with an id below this one (the first "
-                                    "id of the page shown), oldest first; not with `tail`."},
+                                    "id of the page shown), oldest first; `tail` there is a page size too."},
                     {"name": "limit", "in": "query", "description": "At most this many lines (up to 10,000).",
                      "schema": {"type": "string", "pattern": POSITIVE}},
                     {"name": "tail", "in": "query", "description": "Only the last N lines (up to 10,000).",

@@ -133,14 +133,14 @@ class TaskLogHandler(TaskStreamHandler):
         before = self.query_number("before", default=None, minimum=1, integer=True)
         limit = self.query_number("limit", default=10_000, minimum=1, maximum=10_000, integer=True)
         tail = self.query_number("tail", default=None, minimum=1, maximum=10_000, integer=True)
-        if before is not None and tail is not None:
-            raise ValidationError("tail", "cannot be combined with before (page back with before and limit)")
         log = self.registry.event_log(task_id)
         cursor = log.last_id
         if before is not None:
             # Paging back: the newest `limit` lines older than `before` (and newer than `after`),
             # oldest first; the next page back is `before=<first id of this one>`. The cursor
             # stays the log's newest id, so a reader that pages back also knows where live starts.
+            if tail is not None:  # the last N lines below `before`: the page size, as `limit` is
+                limit = min(limit, tail)
             lines = [e.to_json() for e in log.before(before, limit, "log", floor=after)]
             # Truncated when retention dropped lines this page would have held.
             truncated = len(lines) < limit and after < min(log.trimmed_through, before - 1)
