@@ -11,6 +11,7 @@ the hub's all-tasks stream, a jupyter_client on IOPub, a browser-like websocket 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -117,7 +118,7 @@ class HubListener(threading.Thread):
         self.stopped = False
 
     def run(self) -> None:
-        sock = socket.create_connection((HOST, self.hub.port))
+        self.sock = sock = socket.create_connection((HOST, self.hub.port))
         sock.settimeout(0.5)
         sock.sendall(f"GET /taskstream/api/events HTTP/1.1\r\nHost: {HOST}:{self.hub.port}\r\n"
                      f"Authorization: {self.hub.headers['Authorization']}\r\n\r\n".encode())
@@ -153,6 +154,8 @@ class HubListener(threading.Thread):
 
     def __exit__(self, *exc: object) -> None:
         self.stopped = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # recv returns now, not at its next 0.5 s timeout
         self.join(5)
 
 
