@@ -63,7 +63,7 @@ QUICK_PLANS: dict[int, tuple[int, int, dict[str, str]]] = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true",
-                   help="under a minute: smaller sizes, shorter runs, 3 measured runs instead of 5")
+                   help="under two minutes: smaller sizes, shorter runs, 3 measured runs instead of 5")
     p.add_argument("--cases", default=",".join(map(str, CASES)), help="comma-separated case numbers")
     p.add_argument("--runs", type=int, default=None, help="measured runs per case after the warm-up (5; 3 with --quick)")
     p.add_argument("--out", type=Path, default=HERE, help="directory for results.json and RESULTS.md")
