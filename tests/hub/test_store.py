@@ -85,7 +85,7 @@ async def test_small_groups_commit_on_the_loop_and_never_overtake_queued_work(tm
     store = SQLiteStore(path=path)
     store.open()
     record = {"id": "t1", "name": "job", "created": 1.0, "status": "running"}
-    line = lambda i: Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})  # noqa: E731
+    line = lambda i: Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})
     # A one-line group is committed before write() returns to the loop: no writer round trip.
     write = store.write([line(1)], [record], 1)
     with pytest.raises(StopIteration):
