@@ -101,6 +101,7 @@ class _Httpx:
 def open_client(url: str, headers: dict[str, str], timeout: float) -> _Direct | _Httpx:
     """A client with ``post(path, body) -> Response`` and ``close()`` for the hub at ``url``."""
     parts, proxies = urlsplit(url), urllib.request.getproxies()
-    if (parts.scheme in proxies or "all" in proxies) and not urllib.request.proxy_bypass(parts.hostname or ""):
+    proxied = parts.scheme in proxies or "all" in proxies
+    if proxied and not urllib.request.proxy_bypass(parts.hostname or ""):
         return _Httpx(url, headers, timeout)
     return _Direct(url, headers, timeout)
