@@ -117,16 +117,19 @@ async def case10(cfg: BenchConfig) -> list[Row]:
                note=f"{seconds:g} s of updates, counted on the server's websocket")
     if seconds < MIN_RATE_SECONDS:  # ~15 messages: one more or less moves the rate across the target
         rate = rate.unmeasured(f"{seconds:g} s of updates, under {MIN_RATE_SECONDS:g} s")
+    nested = Row(10, f"nested ts.progress 3 × {inner:,} vs one flat loop of {3 * inner:,}", "ns",
+                 over("nested", "bare_3i", 3 * inner), "flat ts.progress", over("flat", "bare_3i", 3 * inner),
+                 target="≤ 1.5×", check=lambda m, p: m <= 1.5 * p + 1.0,
+                 note="per-iteration overhead above a bare loop; +1 ns of slack for a ~nanosecond baseline")
+    if cfg.quick:  # a few ns over 60,000 iterations: ~0.4 ms against a bare loop, quick runs gave negatives
+        nested = nested.unmeasured(f"3 × {inner:,} iterations differ from a bare loop by less than its noise")
     return [
         Row(10, "tqdm loop inside a task (bridged) vs the same loop writing to stdout", "ns",
             over("in_task", "bare_n", n), "tqdm(file=sys.stdout), no task", over("stdout", "bare_n", n),
             target="≤ 1.0×", check=lambda m, p: m <= p, note=note),
         Row(10, "tqdm loop inside a task vs tqdm.notebook outside a task", "ns", over("in_task", "bare_n", n),
             "tqdm.notebook, no task", over("notebook", "bare_n", n), note=note),
-        Row(10, f"nested ts.progress 3 × {inner:,} vs one flat loop of {3 * inner:,}", "ns",
-            over("nested", "bare_3i", 3 * inner), "flat ts.progress", over("flat", "bare_3i", 3 * inner),
-            target="≤ 1.5×", check=lambda m, p: m <= 1.5 * p + 1.0,
-            note="per-iteration overhead above a bare loop; +1 ns of slack for a ~nanosecond baseline"),
+        nested,
         rate,
         Row(10, "widget messages in the busiest 1 s, 5 child bars", "msg", [r["peak_1s"] for r in widget],
             note="comm_msg of the task widget as a browser gets them"),

@@ -2,10 +2,11 @@
 
 The registry works on its in-memory state and hands each group of new events to a store
 before anyone sees them. `MemoryStore` keeps nothing (events are visible at once);
-`SQLiteStore` commits them on a writer thread, one transaction for everything that arrived
-together, and the registry fans them out only after the commit: an event a client has seen,
-or whose publisher got its 204, survives ``kill -9`` of the server. The interface is small so
-that a networked backend can be added without touching the handlers.
+`SQLiteStore` commits them on a writer thread (a small group on the loop), one transaction
+for everything that arrived together, and the registry fans them out only after the commit:
+an event a client has seen, or whose publisher got its 204, survives ``kill -9`` of the
+server. The interface is small so that a networked backend can be added without touching the
+handlers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ from ..errors import TaskStreamError
 from .eventlog import LineEvent
 
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
+
+
+#: Events (lines) a group may hold to commit on the event loop; such commits between two
+#: checkpoints by the writer thread (a few pages each: about SQLite's 1,000-page default).
+INLINE_EVENTS, INLINE_COMMITS = 64, 256
 
 
 class StoreError(TaskStreamError, RuntimeError):
@@ -118,6 +124,10 @@ class SQLiteStore(TaskStore):
         self._thread: threading.Thread | None = None
         self._db: sqlite3.Connection | None = None
         self._seq = 0
+        self._db_lock = threading.Lock()  # the connection's user: the writer, or the loop
+        # Ops queued (by the loop, which alone queues) and applied (by the writer): one writer each.
+        self._queued = self._applied = 0
+        self._inline_commits = 0
 
     # ---- start -------------------------------------------------------------------------
 
@@ -188,16 +198,46 @@ class SQLiteStore(TaskStore):
     # ---- the hot path --------------------------------------------------------------------
 
     async def write(self, events: list, tasks: list[dict], last_event_id: int) -> None:
-        """Queue for the writer thread; resolves once the transaction holding them committed."""
+        """Store a group of events; returns (or raises) once the transaction holding them committed.
+
+        A small group with nothing queued before it commits here on the loop (~30 µs, no fsync
+        in WAL mode), sparing a print() two thread wake-ups (~0.5 ms on a loaded machine);
+        a larger one, or one behind queued work, goes to the writer thread, in order.
+        """
+        rows, runs = _rows(events)
+        op = ("write", rows, tasks, last_event_id, None, None, runs)
+        if (len(rows) + sum(len(r[4]) for r in runs) <= INLINE_EVENTS
+                and not any(t.get("trimmed_through") for t in tasks)
+                and self._db_lock.acquire(blocking=False)):  # fmt: skip
+            try:
+                if self._queued == self._applied and self._db is not None:
+                    # No checkpoint here (it fsyncs; the writer runs them): the commit is a write().
+                    self._db.execute("PRAGMA wal_autocheckpoint=0")
+                    try:
+                        self._apply([op])
+                    except Exception as e:
+                        self.log.error("taskstream: writing the task database failed: %s", e)
+                        raise
+                    finally:
+                        self._db.execute("PRAGMA wal_autocheckpoint=1000")
+                    self._inline_commits += 1
+                    if self._inline_commits % INLINE_COMMITS == 0:
+                        self._enqueue(("checkpoint",))
+                    return
+            finally:
+                self._db_lock.release()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
-        rows, runs = _rows(events)
-        self._queue.put(("write", rows, tasks, last_event_id, loop, done, runs))
+        self._enqueue((*op[:4], loop, done, runs))
         await done
+
+    def _enqueue(self, op: tuple) -> None:
+        self._queued += op[0] != "stop"
+        self._queue.put(op)
 
     def delete(self, task_id: str) -> None:
         """Queue the removal of a task and its events (after anything queued before it)."""
-        self._queue.put(("delete", task_id))
+        self._enqueue(("delete", task_id))
 
     def close(self) -> None:
         """Let the writer finish what is queued, then close the file."""
@@ -219,28 +259,38 @@ class SQLiteStore(TaskStore):
                 except queue.Empty:
                     break
             stop = any(op[0] == "stop" for op in ops)
-            work = [op for op in ops if op[0] != "stop"]
+            work = [op for op in ops if op[0] in ("write", "delete")]
             errors: dict[int, BaseException] = {}
-            try:
-                self._apply(work)
-            except Exception as e:  # a full disk, say: tell the waiters instead of dying silently
-                if len(work) == 1:
-                    self.log.error("taskstream: writing the task database failed: %s", e)
-                    errors[id(work[0])] = e
-                else:
-                    # One request's bad op must not fail the others grouped with it: one by one.
-                    for op in work:
-                        try:
-                            self._apply([op])
-                        except Exception as e:
-                            self.log.error("taskstream: writing the task database failed (%s): %s", op[0], e)
-                            errors[id(op)] = e
+            with self._db_lock:
+                try:
+                    self._apply(work)
+                except Exception as e:  # a full disk, say: tell the waiters instead of dying silently
+                    if len(work) == 1:
+                        self.log.error("taskstream: writing the task database failed: %s", e)
+                        errors[id(work[0])] = e
+                    else:
+                        # One request's bad op must not fail the others grouped with it: one by one.
+                        for op in work:
+                            try:
+                                self._apply([op])
+                            except Exception as e:
+                                self.log.error("taskstream: writing the task database failed (%s): %s", op[0], e)
+                                errors[id(op)] = e
+                self._applied += sum(op[0] != "stop" for op in ops)
+                if any(op[0] == "checkpoint" for op in ops):
+                    self._checkpoint()
             for op in ops:
                 if op[0] == "write":
                     loop, done = op[4], op[5]
                     loop.call_soon_threadsafe(_settle, done, errors.get(id(op)))
             if stop:
                 return
+
+    def _checkpoint(self) -> None:
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as e:  # busy or full: the WAL keeps everything, the next one retries
+            self.log.warning("taskstream: checkpointing the task database failed: %s", e)
 
     def _apply(self, ops: list) -> None:
         if not ops:

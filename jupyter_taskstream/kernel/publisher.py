@@ -44,7 +44,6 @@ from .outbox import Outbox, encode_batch
 __all__ = ["Publisher"]
 
 _RETRY, _DONE = "retry", "done"
-_JSON = {"Content-Type": "application/json"}
 
 
 class Publisher:
@@ -275,10 +274,10 @@ class Publisher:
         }
 
     def _run(self) -> None:
-        import httpx  # only a kernel that publishes pays for importing httpx
+        from .hubpost import open_client  # only a process that publishes pays for http.client and ssl
 
         quiet_thread()
-        client = httpx.Client(base_url=self.url + "/", headers=self.auth_headers, timeout=self.timeout)
+        client = open_client(self.url, self.auth_headers, self.timeout)
         backoff = self.backoff_initial
         batch = None
         try:
@@ -362,13 +361,13 @@ class Publisher:
         return [{"task": event.get("task"), "type": "log", "data": marker}]
 
     def _send(self, client: Any, batch: dict[str, Any]) -> str | dict[str, Any]:
-        import httpx
+        from .hubpost import HubUnreachable
 
         if self.refused:
             return _DONE  # what was queued before the refusal goes without a request
         try:
-            response = client.post("events", content=encode_batch(batch), headers=_JSON)
-        except httpx.HTTPError as e:
+            response = client.post("events", encode_batch(batch))
+        except HubUnreachable as e:
             report_once(
                 ("unreachable", self.url),
                 f"cannot reach the hub at {self.url} ({e!r}); retrying, output is buffered",

@@ -80,6 +80,28 @@ async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     assert state.tasks == [] and state.events == {} and state.last_event_id == 500  # ids stay used
 
 
+async def test_small_groups_commit_on_the_loop_and_never_overtake_queued_work(tmp_path):
+    path = str(tmp_path / "tasks.sqlite")
+    store = SQLiteStore(path=path)
+    store.open()
+    record = {"id": "t1", "name": "job", "created": 1.0, "status": "running"}
+    line = lambda i: Event(i, "t1", "log", {"stream": "stdout", "text": str(i)})
+    # A one-line group is committed before write() returns to the loop: no writer round trip.
+    write = store.write([line(1)], [record], 1)
+    with pytest.raises(StopIteration):
+        write.send(None)
+    assert stored_ids(path) == [1]
+    # A large group goes to the writer thread, and a small one queued behind it waits its turn.
+    big = asyncio.ensure_future(store.write([line(i) for i in range(2, 202)], [record], 201))
+    await asyncio.sleep(0)
+    store.delete("t1")
+    await asyncio.gather(big, store.write([line(202)], [record], 202))
+    store.close()
+    # The delete went after the big group, the line written after the delete after it: had the
+    # small write overtaken the queue, the delete would have removed line 202 too.
+    assert stored_ids(path) == [202]
+
+
 def test_corrupt_database_is_moved_aside(tmp_path, caplog):
     path = tmp_path / "tasks.sqlite"
     path.write_bytes(b"this is not a database" * 100)
