@@ -283,27 +283,7 @@ async def case2(cfg: BenchConfig) -> list[Row]:
         kernel = Kernel(hub).start()
         try:
             res = await asyncio.to_thread(kernel.execute, code, 400)
-            published, lines = [], []
-            async with httpx.AsyncClient(headers=hub.headers, timeout=30) as client:
-                for tid, t0 in zip(res["ids"], res["t0"]):
-                    deadline = time.monotonic() + 60
-                    while True:  # the task ends on the hub after its last line
-                        snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()
-                        if snap.get("finished") or time.monotonic() > deadline:
-                            break  # (a 404 until the hub has the task's first batch)
-                        await asyncio.sleep(0.1)
-                    if snap.get("finished"):
-                        finished = datetime.strptime(snap["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                        published.append((finished.replace(tzinfo=timezone.utc).timestamp() - t0) * 1000)
-                    count, after = 0, 0
-                    for _ in range(n // 10_000 + 2):
-                        page = (await client.get(f"{hub.api}/tasks/{tid}/log",
-                                                 params={"after": after, "limit": 10_000})).json()
-                        count += len(page["events"])
-                        if not page["events"]:
-                            break
-                        after = page["last_event_id"]
-                    lines.append(count)
+            published, lines = await hub_arrivals(hub, res["ids"], res["t0"], n)
         finally:
             kernel.stop()
     ms = lambda xs: [x / 1e6 for x in xs]  # noqa: E731
@@ -528,3 +508,32 @@ def _rate_row(label: str, body: str, ours: list[dict], theirs: list[dict], peer:
     if shortest < MIN_RATE_SECONDS:
         return row.unmeasured(f"the loop lasted {shortest:.2f} s, under {MIN_RATE_SECONDS:g} s")
     return row
+
+
+async def hub_arrivals(hub: HubServer, ids: list[str], starts: list[float], n: int) -> tuple[list[float], list[int]]:
+    """For each task: ms from its start (wall ``starts``) to the hub's ``finished``, and the lines the hub holds.
+
+    The task ends on the hub after its last line (a 404 until the hub has its first batch);
+    a task that does not end within 60 s gets no time, and its count says what arrived.
+    """
+    published, lines = [], []
+    async with httpx.AsyncClient(headers=hub.headers, timeout=30) as client:
+        for tid, t0 in zip(ids, starts):
+            deadline = time.monotonic() + 60
+            while True:
+                snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()
+                if snap.get("finished") or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            if snap.get("finished"):
+                finished = datetime.strptime(snap["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
+                published.append((finished.replace(tzinfo=timezone.utc).timestamp() - t0) * 1000)
+            count, after = 0, 0
+            for _ in range(n // 10_000 + 2):
+                page = (await client.get(f"{hub.api}/tasks/{tid}/log", params={"after": after, "limit": 10_000})).json()
+                count += len(page["events"])
+                if not page["events"]:
+                    break
+                after = page["last_event_id"]
+            lines.append(count)
+    return published, lines

@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import textwrap
-import time
-from datetime import datetime, timezone
-
-import httpx
 
 from .harness import BenchConfig, HubServer, Row
-from .kernel_cases import Kernel, _prelude
+from .kernel_cases import Kernel, _prelude, hub_arrivals
 
 __all__ = ["case14"]
 
@@ -83,27 +79,7 @@ async def case14(cfg: BenchConfig) -> list[Row]:
         kernel = Kernel(hub).start()
         try:
             res = await asyncio.to_thread(kernel.execute, code, 600)
-            published, lines = [], []
-            async with httpx.AsyncClient(headers=hub.headers, timeout=30) as client:
-                for tid, t0 in zip(res["ids"], res["t0"]):
-                    deadline = time.monotonic() + 60
-                    while True:
-                        snap = (await client.get(f"{hub.api}/tasks/{tid}")).json()  # 404 body: not yet
-                        if snap.get("finished") or time.monotonic() > deadline:
-                            break
-                        await asyncio.sleep(0.1)
-                    if snap.get("finished"):
-                        finished = datetime.strptime(snap["finished"], "%Y-%m-%dT%H:%M:%S.%fZ")
-                        published.append((finished.replace(tzinfo=timezone.utc).timestamp() - t0) * 1000)
-                    count, after = 0, 0
-                    for _ in range(n // 10_000 + 2):
-                        page = (await client.get(f"{hub.api}/tasks/{tid}/log",
-                                                 params={"after": after, "limit": 10_000})).json()
-                        count += len(page["events"])
-                        if not page["events"]:
-                            break
-                        after = page["last_event_id"]
-                    lines.append(count)
+            published, lines = await hub_arrivals(hub, res["ids"], res["t0"], n)
         finally:
             kernel.stop()
     return [
