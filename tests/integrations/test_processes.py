@@ -160,32 +160,26 @@ def test_uninstall_restores_the_very_originals():
 
     import ptyprocess.ptyprocess as pty
 
+    def originals() -> dict:
+        return {
+            "pty": vars(pty.PtyProcess)["spawn"],
+            "init": subprocess.Popen.__init__,
+            "wait": subprocess.Popen.wait,
+            "system": os.system,
+            "map": multiprocessing.pool.Pool.map,
+            "start": multiprocessing.process.BaseProcess.start,
+            "submit": concurrent.futures.ProcessPoolExecutor.submit,
+            "loky": loky.ProcessPoolExecutor.submit,
+        }
+
     processes.uninstall()
-    before = {
-        "pty": vars(pty.PtyProcess)["spawn"],
-        "init": subprocess.Popen.__init__,
-        "wait": subprocess.Popen.wait,
-        "system": os.system,
-        "map": multiprocessing.pool.Pool.map,
-        "start": multiprocessing.process.BaseProcess.start,
-        "submit": concurrent.futures.ProcessPoolExecutor.submit,
-        "loky": loky.ProcessPoolExecutor.submit,
-    }
+    before = originals()
     processes.install()
     assert subprocess.Popen.__init__ is not before["init"] and os.system is not before["system"]
     assert loky.ProcessPoolExecutor.submit is not before["loky"]
     assert vars(pty.PtyProcess)["spawn"] is not before["pty"]
     processes.uninstall()
-    after = {
-        "pty": vars(pty.PtyProcess)["spawn"],
-        "init": subprocess.Popen.__init__,
-        "wait": subprocess.Popen.wait,
-        "system": os.system,
-        "map": multiprocessing.pool.Pool.map,
-        "start": multiprocessing.process.BaseProcess.start,
-        "submit": concurrent.futures.ProcessPoolExecutor.submit,
-        "loky": loky.ProcessPoolExecutor.submit,
-    }
+    after = originals()
     assert all(after[k] is before[k] for k in before), [k for k in before if after[k] is not before[k]]
 
 
