@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..conftest import read_sse
+from ..conftest import read_sse, wait_for
 
 API = "taskstream/api"
 
@@ -23,8 +23,9 @@ async def test_limit_ends_the_all_tasks_stream(client, registry):
     received = await _ends(client, f"{API}/events?limit=2", headers={"Last-Event-ID": str(cursor)})
     assert [e[1] for e in received] == ["status", "status"]  # pending, running: then the stream ends
     # Live events count too: the stream waits for them, then ends.
+    await wait_for(lambda: registry.subscriber_count == 0, message="the ended streams to be released")
     reader = asyncio.ensure_future(_ends(client, f"{API}/events?limit=3"))
-    await asyncio.sleep(0.2)
+    await wait_for(lambda: registry.subscriber_count == 1, message="the stream to subscribe")
     await client.post(f"{API}/tasks/{task['id']}/events",
                       json={"events": [{"type": "log", "data": {"text": f"{i}"}} for i in range(5)]})  # fmt: skip
     assert [e[1] for e in await reader] == ["snapshot", "log", "log"]
