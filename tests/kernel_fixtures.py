@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import time
 from typing import Any, Callable
 
@@ -52,8 +54,9 @@ def rt():
 class KernelSession:
     """A kernel client that records every IOPub message, and runs cells by msg_id."""
 
-    def __init__(self, kc):
+    def __init__(self, kc, pid: int | None = None):
         self.kc = kc
+        self.pid = pid
         self.messages: list[dict] = []
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -85,6 +88,14 @@ class KernelSession:
         assert not errors, errors
         return self.stdout(msg_id)
 
+    async def dump_threads(self) -> None:
+        """Have the kernel print every thread's stack to its stderr (the test's captured output),
+        so a cell that never finished in CI says where it stood."""
+        if self.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGUSR1)
+                await asyncio.sleep(1)
+
     async def close(self) -> None:
         self._reader.cancel()
         self.kc.stop_channels()
@@ -96,6 +107,9 @@ async def kernel_session(client, jp_serverapp):
     kernel_id, session = await start_kernel_session(client, jp_serverapp)
     try:
         yield kernel_id, session
+    except BaseException:
+        await session.dump_threads()
+        raise
     finally:
         await session.close()
         await client.delete(f"api/kernels/{kernel_id}")
@@ -109,4 +123,9 @@ async def start_kernel_session(client, jp_serverapp) -> tuple[str, KernelSession
     kc = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
     kc.start_channels()
     await kc.wait_for_ready(timeout=60)
-    return kernel_id, KernelSession(kc)
+    # SIGUSR1 prints all threads' stacks to the kernel's real stderr (see `dump_threads`).
+    kc.execute("import faulthandler, signal, sys\n"
+               "faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)\n"
+               "del faulthandler, signal, sys", silent=True, store_history=False)  # fmt: skip
+    pid = getattr(jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner, "pid", None)
+    return kernel_id, KernelSession(kc, pid)
