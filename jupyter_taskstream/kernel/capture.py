@@ -11,109 +11,47 @@ holding any other object (e.g. ``sys.__stderr__``, a file) are left alone and no
 Output written to file descriptors directly (C extensions, subprocesses) is not captured.
 
 A write in a task only appends the text to the task's `PendingOutput` (a print() is six
-writes, so this path is kept to a context lookup and a list append, with no lock). The
+writes, so this path is kept to a context lookup and a list append, with no lock). Inside a
+plain ``with task:`` block (and a `run` thread's body) it is cheaper still: the block *owns*
+its thread (`claim`), and once a write has told the sender that output is waiting, this
+thread's ``sys.stdout.write`` *is* the C ``append`` of the task's chunk list, found without
+running any Python code (see `_router`), so print() costs about what it costs on a
+file; each `PendingOutput.take` puts the routing function back, so the next write tells the
+sender again. Blocks whose frame can suspend (generators, coroutines) never own a thread:
+code of other contexts could run in it meanwhile. On that path ``sys.stdout.write``
+returns None instead of the length (print() ignores it). The
 task splits what piled up into lines in batches: when its publisher's sender asks (the
 first write after a batch pokes it, so a lone line still leaves at once), at every pass of
 the runtime's view pump (10/s, which bounds what a task can pile up even when the hub is
-slow), when a snapshot needs it and when the task ends. `LineBuffer` turns text into
+slow), when a snapshot needs it and when the task ends. `lines.LineBuffer` turns text into
 complete lines the way a terminal shows them: a carriage return rewrites the pending line,
 so a tqdm text bar stays one line.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import sys
 import threading
 from itertools import groupby
+from types import FrameType
 from typing import Any, Callable, TextIO
 
 from .context import current_task
 
 __all__ = [
-    "LineBuffer", "PendingOutput", "StreamRouter", "echo", "install", "no_run_over", "split_runs", "visible_text",
+    "PendingOutput", "StreamRouter", "claim", "echo", "install", "release", "split_runs", "thread_entries",
 ]  # fmt: skip
 
 STREAMS = ("stdout", "stderr")
-#: A partial line longer than this is emitted as a line of its own, so a writer that never
-#: sends a newline cannot grow memory without bound.
-MAX_PARTIAL_CHARS = 64 * 1024
 
 _install_lock = threading.Lock()
 #: The installed routers by stream name, for output written after its task ended.
 _routers: dict[str, StreamRouter] = {}
-
-
-def visible_text(line: str) -> str:
-    """What a terminal shows of one line: the text after its last carriage return."""
-    stripped = line.rstrip("\r")
-    cut = stripped.rfind("\r")
-    return stripped if cut < 0 else stripped[cut + 1 :]
-
-
-def no_run_over(text: str, limit: int) -> bool:
-    """True if ``text`` has no run of more than ``limit`` characters without a newline.
-
-    Looks for a newline in each aligned window of ``limit // 2`` characters: a few C-level
-    searches per 64 KiB instead of measuring every line. It may answer False for a run of
-    half the limit or more; callers then measure the lines.
-    """
-    half = max(limit // 2, 1)
-    for start in range(0, len(text) - half + 1, half):
-        if text.find("\n", start, start + half) < 0:
-            return False
-    return True
-
-
-class LineBuffer:
-    """The pending partial line of one stream of one task."""
-
-    __slots__ = ("partial", "cut")
-
-    def __init__(self) -> None:
-        self.partial = ""
-        #: The pending line was just emitted for being too long; its newline ends nothing new.
-        self.cut = False
-
-    def feed(self, text: str) -> list[str]:
-        """Add written text; return the lines it completed (without their newline)."""
-        if "\n" not in text:
-            pending = self.partial + text
-            if "\r" in pending:
-                # Keep trailing CRs: "abc\r" + "\n" is the line "abc", "abc\r" + "d" is "d".
-                trailing = len(pending) - len(pending.rstrip("\r"))
-                pending = visible_text(pending) + "\r" * trailing
-            if len(pending) > MAX_PARTIAL_CHARS:
-                self.partial, self.cut = "", True
-                return [pending]
-            self.partial, self.cut = pending, False
-            return []
-        parts = text.split("\n")
-        parts[0] = self.partial + parts[0]
-        self.partial = ""
-        tail = parts.pop()
-        # A batch of many lines with no carriage return (the usual case) needs no rewrite.
-        if "\r" in text or "\r" in parts[0]:
-            lines = [visible_text(p) if "\r" in p else p for p in parts]
-        else:
-            lines = parts
-        if self.cut and not lines[0]:
-            del lines[0]
-        self.cut = False
-        if tail:
-            lines.extend(self.feed(tail))
-        return lines
-
-    def flush(self) -> str | None:
-        """The pending partial line as it shows, and forget it; None when there is none."""
-        if not self.partial:
-            return None
-        line, self.partial = visible_text(self.partial), ""
-        return line
-
-    def peek(self) -> str:
-        """The pending partial line as a terminal would show it now."""
-        return visible_text(self.partial) if self.partial else ""
+#: Frames that can suspend mid-block and let other contexts run in their thread.
+_SUSPENDS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 
 class PendingOutput:
@@ -125,7 +63,7 @@ class PendingOutput:
     under ``lock`` with `take`, which removes only what it read.
     """
 
-    __slots__ = ("chunks", "open", "waiting", "lock", "notify")
+    __slots__ = ("chunks", "open", "waiting", "lock", "notify", "fast", "fast_thread")
 
     def __init__(self, lock: Any, notify: Callable[[], None]):
         self.chunks: list[str | tuple[str]] = []
@@ -136,16 +74,30 @@ class PendingOutput:
         self.lock = lock
         #: Someone should come and take the chunks (the first write after a `take`).
         self.notify = notify
+        #: The `thread_entries` of the thread whose block owns this task (see `claim`).
+        self.fast: dict[str, Any] | None = None
+        self.fast_thread = 0
 
     def take(self) -> list[str | tuple[str]]:
         """Remove and return the chunks written so far (``lock`` held)."""
-        # Cleared before reading: a write after this point notifies again, so none is stranded.
+        # Cleared before reading, and the owner thread's writes routed again: a write after
+        # this point notifies again, so none is stranded.
         self.waiting = False
+        fast = self.fast
+        if fast is not None:
+            fast["write"] = fast["route"]
         chunks = self.chunks
         n = len(chunks)
         taken = chunks[:n]
         del chunks[:n]  # not clear(): a chunk appended meanwhile stays for the next taker
         return taken
+
+    def end(self) -> None:
+        """The task ended: writes go back to routing (then to `late`), from any thread."""
+        fast, self.fast = self.fast, None
+        if fast is not None:
+            fast["write"] = fast["route"]
+        self.open = False
 
     def late(self, router: StreamRouter) -> None:
         """After the end, send chunks nobody took to the streams they would have gone to."""
@@ -172,14 +124,39 @@ def split_runs(chunks: list[str | tuple[str]]) -> list[tuple[str, str]]:
 
 
 class StreamRouter:
-    """Stands in for ``sys.stdout`` or ``sys.stderr``: task output to the task, the rest through."""
+    """Stands in for ``sys.stdout`` or ``sys.stderr``: task output to the task, the rest through.
+
+    Made by `_router`, which gives each one a class of its own whose ``write`` is read from
+    the calling thread's entries (see `thread_entries`).
+    """
+
+    write: Callable[[str], Any]
+    #: Per thread, the entries `thread_entries` makes.
+    _writes: threading.local
+    #: The routing function of `_router_write`, the same in every thread.
+    _route: Callable[[str], Any]
 
     def __init__(self, name: str, target: TextIO | None):
         self.name = name
         #: The stream that was installed before; output outside tasks goes there.
         self.target = target
-        # An instance attribute, not a method: see `_router_write`.
-        self.write = _router_write(self, name == "stdout")
+        #: A ``write`` somebody assigned to the stream (IPython 9 tees each cell's output
+        #: into its history this way): output outside tasks goes through it. Task output
+        #: does not: it is the task's, not the cell's.
+        self.outside: Callable[[str], Any] | None = None
+
+    def _assign_write(self, value: Callable[[str], Any]) -> None:
+        """``stream.write = f``: ``f`` sees output outside tasks; assigning back one of this
+        router's own writes (what ``stream.write`` read before) undoes it."""
+        if not callable(value):
+            raise TypeError(f"write must be callable, not {type(value).__name__}")
+        owner = thread_entries(self)["owner"]
+        ours = value is self._route or (owner is not None and getattr(value, "__self__", None) is owner.chunks)
+        self.outside = None if ours else value
+
+    def __call__(self, text: str) -> Any:
+        # What ``write`` is in a thread without entries yet (getattr's default): make them.
+        return thread_entries(self)["write"](text)
 
     def writelines(self, lines: Any) -> None:
         """Write each string of ``lines``."""
@@ -201,6 +178,68 @@ class StreamRouter:
         return f"<StreamRouter {self.name} -> {self.target!r}>"
 
 
+def _router(name: str, target: TextIO | None) -> StreamRouter:
+    """A router for ``sys.<name>``, its ``write`` looked up per thread without Python code.
+
+    print() looks ``write`` up on the stream for every piece it writes. A property whose
+    getter is ``functools.partial(getattr, writes, "write")`` is C all the way down to the
+    thread-local entry, so a thread owned by a task reaches the chunk list's ``append``
+    directly (a plain ``threading.local``: a subclass of it costs more per lookup). In a
+    thread without entries, getattr's third argument, the router, is the answer: its
+    ``__call__`` makes them. The getter cannot reach the instance in C, hence one class per
+    router.
+    """
+    router = StreamRouter(name, target)
+    router._route = _router_write(router, name == "stdout")
+    router._writes = writes = threading.local()
+    getter = functools.partial(getattr, writes, "write")
+    router.__class__ = type("StreamRouter", (StreamRouter,), {"write": property(getter, StreamRouter._assign_write)})
+    return router
+
+
+def thread_entries(router: StreamRouter) -> dict[str, Any]:
+    """The calling thread's entries of ``router``, made on first use: ``write`` (what the
+    stream's ``write`` is in this thread: ``route``, or the C ``append`` of the chunk list of
+    ``owner``, the `PendingOutput` whose block owns the thread) and ``teeing`` (inside
+    `StreamRouter.outside`)."""
+    entries = router._writes.__dict__
+    if "write" not in entries:
+        entries.update(write=router._route, route=router._route, owner=None, teeing=False)
+    return entries
+
+
+def claim(out: PendingOutput, frame: FrameType | None) -> tuple | None:
+    """The calling thread runs ``out``'s task block from ``frame`` on: let its stdout writes
+    take the fast path (see the module docstring). Returns the token for `release`, or None
+    when the frame can suspend (a generator or coroutine) or stdout is not routed."""
+    router = _routers.get("stdout")
+    if router is None or frame is None or frame.f_code.co_flags & _SUSPENDS:
+        return None
+    entries = thread_entries(router)
+    outer = entries["owner"]
+    if outer is not None:
+        outer.fast = None  # a nested block: the outer task gets the thread back at `release`
+    entries["write"] = entries["route"]
+    entries["owner"] = out
+    out.fast_thread = threading.get_ident()
+    out.fast = entries
+    return entries, outer
+
+
+def release(out: PendingOutput, token: tuple | None) -> None:
+    """``out``'s block ends in the thread that claimed it: writes are routed again."""
+    if token is None:
+        return
+    entries, outer = token
+    entries["write"] = entries["route"]  # first: whatever happens next, nothing lands in a closed list
+    if entries["owner"] is not out:
+        return
+    out.fast = None
+    entries["owner"] = outer if outer is not None and outer.open else None
+    if entries["owner"] is not None:
+        outer.fast = entries
+
+
 def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
     """The ``write`` of one router: a closure, because it runs several times per print().
 
@@ -211,6 +250,24 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
     tests which one it is.
     """
     get_task = current_task.get
+    get_ident = threading.get_ident
+
+    def outside(text: str) -> int:
+        # Through a ``write`` someone assigned (see `StreamRouter.outside`), once: when it
+        # calls the write it replaced (this router's), the text goes on to the target.
+        wrapper = router.outside
+        if wrapper is not None:
+            entries = thread_entries(router)
+            if not entries["teeing"]:
+                entries["teeing"] = True
+                try:
+                    return wrapper(text)
+                finally:
+                    entries["teeing"] = False
+        target = router.target
+        if target is None:  # pythonw and friends have no stdout
+            return len(text)
+        return target.write(text)
 
     def settle(out: PendingOutput, text: str) -> int:
         # Checked after the append: a task that ends meanwhile either took the chunk into
@@ -220,16 +277,19 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
         elif not out.waiting:
             out.waiting = True
             out.notify()
+            fast = out.fast
+            if plain and fast is not None and out.fast_thread == get_ident():
+                # Only the owner thread switches itself; `take` and `end` switch it back.
+                fast["write"] = out.chunks.append
+                if not out.open or out.fast is not fast:  # ended or released meanwhile
+                    fast["write"] = fast["route"]
         return len(text)
 
     def write_stdout(text: str) -> int:
         """Write ``text`` to the current task's log, or to the original stream outside tasks."""
         task = get_task()
         if task is None:
-            target = router.target
-            if target is None:  # pythonw and friends have no stdout
-                return len(text)
-            return target.write(text)
+            return outside(text)
         if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         out = task.pending_output
@@ -242,10 +302,7 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
         """Write ``text`` to the current task's log, or to the original stream outside tasks."""
         task = get_task()
         if task is None:
-            target = router.target
-            if target is None:
-                return len(text)
-            return target.write(text)
+            return outside(text)
         if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         out = task.pending_output
@@ -272,7 +329,7 @@ def install() -> None:
             current = getattr(sys, name)
             if isinstance(current, StreamRouter):
                 continue
-            router = StreamRouter(name, current)
+            router = _router(name, current)
             setattr(sys, name, router)
             _routers[name] = router
             if current is not None:

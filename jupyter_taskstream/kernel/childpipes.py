@@ -27,7 +27,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from .capture import LineBuffer
+from .lines import LineBuffer
 from .diagnostics import report_once
 
 if TYPE_CHECKING:

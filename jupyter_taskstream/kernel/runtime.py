@@ -332,13 +332,16 @@ def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
     task.bind_thread(threading.get_ident(), sys._getframe())
     result: Any = None
     outcome: BaseException | None = None
+    claim = capture.claim(task.pending_output, sys._getframe())
     try:
         task.raise_if_cancelled()
         result = fn(*args, **kwargs)
         if inspect.iscoroutine(result):
+            capture.release(task.pending_output, claim)  # an event loop runs other contexts
             result = asyncio.run(result)
     except BaseException as e:
         outcome = e
+    capture.release(task.pending_output, claim)
     while True:
         try:
             task.finish(outcome, result, owned=True)

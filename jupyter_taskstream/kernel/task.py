@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from ..errors import ValidationError
 from ..protocol import check_count, display_status
+from . import capture
 from .context import current_task
 from .taskcore import TaskCore
 
@@ -172,14 +173,17 @@ class Task(TaskCore):
 
     def __enter__(self) -> Task:
         self.begin()
-        self.bind_thread(threading.get_ident(), sys._getframe(1))
+        frame = sys._getframe(1)
+        self.bind_thread(threading.get_ident(), frame)
         self._token = current_task.set(self)
+        self._claim = capture.claim(self.pending_output, frame)
         return self
 
     def __exit__(
         self, etype: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> bool:
         try:
+            capture.release(self.pending_output, self._claim)
             self.finish(exc)
         finally:
             try:

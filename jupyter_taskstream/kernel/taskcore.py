@@ -81,6 +81,8 @@ class TaskCore(TaskHooks):
         self._cancel_callbacks: list[Callable[[Any], Any]] = []  # see `hooks.TaskHooks`
         self._ending_callbacks: list[Callable[[Any], Any]] = []
         self._token: Any = None
+        #: What `capture.claim` returned for a `with` block (see `capture.release`).
+        self._claim: Any = None
         self._result: Any = None
         self._exception: BaseException | None = None
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable
 
-from .capture import MAX_PARTIAL_CHARS, STREAMS, LineBuffer, PendingOutput, no_run_over, split_runs
+from .capture import STREAMS, PendingOutput, split_runs
+from .lines import MAX_PARTIAL_CHARS, LineBuffer, no_run_over
 
 __all__ = ["TaskLog"]
 
@@ -71,7 +72,7 @@ class TaskLog:
 
     def close(self) -> None:
         """The task ended: later writes go back to the real streams; pending partials become lines."""
-        self.pending.open = False
+        self.pending.end()
         self.split()
         for stream, buffer in self._buffers.items():
             line = buffer.flush()

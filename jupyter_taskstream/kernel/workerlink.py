@@ -40,7 +40,7 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any, Callable
 
-from .capture import LineBuffer
+from .lines import LineBuffer
 from .childpipes import TAG, add_settler, child_ended, child_started, deliver
 from .childtasks import ChildTasks
 from .workerside import EVENTS, FRAME, InTask

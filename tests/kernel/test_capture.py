@@ -12,50 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tqdm import tqdm
 
-from jupyter_taskstream.kernel import capture
-from jupyter_taskstream.kernel.capture import LineBuffer, StreamRouter
+from jupyter_taskstream.kernel.capture import StreamRouter
+from jupyter_taskstream.kernel.lines import MAX_PARTIAL_CHARS
 
 from ..kernel_fixtures import lines, rt  # noqa: F401
 
 pytestmark = pytest.mark.timeout(30)
 
 
-@pytest.mark.parametrize(
-    ("writes", "expected", "partial"),
-    [
-        (["a\nb\n"], ["a", "b"], ""),
-        (["a", "b", "\n"], ["ab"], ""),
-        (["\n"], [""], ""),
-        (["10%\r20%\r30%\n"], ["30%"], ""),
-        (["\r 10%", "\r 20%", "\r100%", "\n"], ["100%"], ""),
-        (["windows\r\n"], ["windows"], ""),
-        (["abc\r", "\n"], ["abc"], ""),
-        (["abc\r", "de"], [], "de"),
-        (["one\ntwo\rTWO"], ["one"], "TWO"),
-    ],
-)
-def test_line_buffer(writes, expected, partial):
-    buffer = LineBuffer()
-    out = []
-    for w in writes:
-        out += buffer.feed(w)
-    assert out == expected and buffer.peek() == partial
-
-
-def test_line_buffer_bounds_a_line_that_never_ends():
-    buffer = LineBuffer()
-    out = []
-    for _ in range(100):
-        out += buffer.feed("x" * 1000)
-    assert out and all(len(line) <= capture.MAX_PARTIAL_CHARS + 1000 for line in out)
-    assert len(buffer.partial) <= capture.MAX_PARTIAL_CHARS
-
-
 def test_a_huge_line_is_kept_in_pieces(rt):
     with rt.task("huge") as t:
-        print("y" * (3 * capture.MAX_PARTIAL_CHARS + 5))
+        print("y" * (3 * MAX_PARTIAL_CHARS + 5))
     pieces = lines(t)
-    assert len(pieces) == 4 and "".join(pieces) == "y" * (3 * capture.MAX_PARTIAL_CHARS + 5)
+    assert len(pieces) == 4 and "".join(pieces) == "y" * (3 * MAX_PARTIAL_CHARS + 5)
 
 
 def test_print_in_a_task_goes_to_its_log_and_outside_goes_through(rt, capsys):
@@ -244,14 +213,120 @@ def test_a_write_in_a_task_takes_only_str(rt):
         assert sys.stdout.write("ok\n") == 3
 
 
-@pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 19, 20, 21, 45])
-@pytest.mark.parametrize("where", ["start", "middle", "end"])
-def test_no_run_over_never_misses_a_long_run(size, where):
-    pad = "ab\ncd\n" * 5
-    run = "x" * size
-    text = {"start": run + "\n" + pad, "middle": pad + run + "\n" + pad, "end": pad + run}[where]
-    longest = max(map(len, text.split("\n")))
-    if not capture.no_run_over(text, 10):
-        assert longest >= 10 // 2  # it may only be unsure about runs of half the limit or more
-    else:
-        assert longest <= 10
+# ---- a `with` block owns its thread: print() appends in C (see capture.claim) --------------
+
+
+def _fast(router) -> bool:
+    """This thread's ``write`` is a chunk list's C append, not the routing function."""
+    return getattr(router.write, "__self__", None).__class__ is list
+
+
+def test_a_with_block_takes_the_fast_path_and_every_line_keeps_its_order(rt, capsys):
+    with rt.task("fast") as t:
+        print("first")  # tells the sender; from here this thread appends directly
+        fast_inside = _fast(sys.stdout)
+        for i in range(2000):
+            print("line", i)
+            if i % 500 == 0:
+                print("err", i, file=sys.stderr)
+                t.snapshot()  # a take in between: routing comes back, then the fast path again
+    print("after")
+    assert fast_inside and not _fast(sys.stdout)
+    got = t.snapshot()["log"]
+    want = [("stdout", "first")]
+    for i in range(2000):
+        want.append(("stdout", f"line {i}"))
+        if i % 500 == 0:
+            want.append(("stderr", f"err {i}"))
+    assert [(e["stream"], e["text"]) for e in got] == want[-len(got):]
+    assert capsys.readouterr().out == "after\n"
+
+
+def test_other_threads_are_not_taken_in_while_a_block_owns_its_thread(rt, capsys):
+    go, done = threading.Event(), threading.Event()
+
+    def outsider():  # started before the task: not part of it
+        go.wait(5)
+        print("from outside the task")
+        done.set()
+
+    thread = threading.Thread(target=outsider)
+    thread.start()
+    with rt.task("owner") as t:
+        print("one")
+        assert _fast(sys.stdout)
+        go.set()
+        assert done.wait(5)
+        print("two")
+    thread.join(5)
+    assert lines(t) == ["one", "two"]
+    assert capsys.readouterr().out == "from outside the task\n"
+
+
+def test_a_block_in_a_generator_never_owns_its_thread(rt):
+    def steps():
+        with rt.task("gen") as t:
+            print("in the generator")
+            yield _fast(sys.stdout)
+            print("resumed")
+            yield _fast(sys.stdout)
+        yield t
+
+    gen = steps()
+    assert next(gen) is False
+    assert _fast(sys.stdout) is False  # suspended mid-block: whatever runs now is routed
+    assert next(gen) is False
+    t = next(gen)
+    assert lines(t)[0] == "in the generator" and lines(t)[-1] == "resumed"
+
+
+def test_nested_blocks_each_get_their_own_lines(rt):
+    with rt.task("outer") as outer:
+        print("o1")
+        with rt.task("inner") as inner:
+            print("i1")
+            print("i2")
+        print("o2")
+    assert lines(outer) == ["o1", "o2"] and lines(inner) == ["i1", "i2"]
+
+
+def test_a_task_ended_from_another_thread_loses_nothing_its_block_prints_later(rt, capsys):
+    with rt.task("ended elsewhere") as t:
+        print("kept")
+        assert _fast(sys.stdout)
+        ender = threading.Thread(target=t.finish)
+        ender.start()
+        ender.join(5)
+        print("after the end")
+    assert lines(t) == ["kept"] and not _fast(sys.stdout)
+    assert capsys.readouterr().out == "after the end\n"
+
+
+def test_an_assigned_write_sees_output_outside_tasks_only(rt, capsys):
+    """IPython 9 tees each cell's stdout into its history by assigning ``sys.stdout.write``."""
+    with rt.task("installs the router"):
+        pass
+    stream = sys.stdout
+    assert isinstance(stream, StreamRouter)
+    original = stream.write
+    seen = []
+
+    def tee(data):
+        seen.append(data)
+        return original(data)
+
+    stream.write = tee
+    try:
+        print("cell output")
+        with rt.task("teed") as t:
+            print("task output")
+            assert _fast(stream)
+        print("more cell output")
+    finally:
+        stream.write = original
+    print("untouched")
+    assert "".join(seen) == "cell output\nmore cell output\n"
+    assert lines(t) == ["task output"]
+    assert capsys.readouterr().out == "cell output\nmore cell output\nuntouched\n"
+    with pytest.raises(TypeError, match="write must be callable"):
+        stream.write = "not a function"
