@@ -42,6 +42,12 @@ def ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+#: The publish protocol a hub speaks, in every answer of the batch endpoint.
+PROTOCOL_HEADERS = {"X-TaskStream-Protocol": {
+    "description": "The publish protocol this hub speaks (4: it takes text batches).",
+    "schema": {"type": "string", "pattern": "^[0-9]+$"}}}  # fmt: skip
+
+
 def json_body(schema: dict, description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
@@ -629,11 +635,20 @@ def build() -> dict:
                 "operationId": "publishBatch",
                 "summary": "Create tasks and publish to many in one request (the kernel runtime's batch).",
                 "security": [{"token": []}, {"tokenQuery": []}, {"publishSecret": []}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": ref("BatchBody")}}},
+                "requestBody": {"required": True, "content": {
+                    "application/json": {"schema": ref("BatchBody")},
+                    "application/x-taskstream-batch": {"schema": {
+                        "type": "string", "format": "binary",
+                        "description": "A text batch (protocol 4): a `BatchBody` as JSON on the first line, then "
+                        "the UTF-8 text of log lines; a log event there has `lines_at: [offset, length]` (bytes "
+                        "of that text, its lines joined by newlines) instead of `lines`. Send it only to a hub "
+                        "whose answers say `X-TaskStream-Protocol` 4 or more."}},
+                }},  # fmt: skip
                 "responses": {
-                    "200": json_body(ref("BatchAnswer"), "Applied, except for the tasks named in `skipped` "
-                                     "(finished, unknown, or someone else's id) and what `ignored` counts."),  # fmt: skip
-                    "204": {"description": "Applied and stored."},
+                    "200": {**json_body(ref("BatchAnswer"), "Applied, except for the tasks named in `skipped` "
+                                        "(finished, unknown, or someone else's id) and what `ignored` counts."),
+                            "headers": PROTOCOL_HEADERS},  # fmt: skip
+                    "204": {"description": "Applied and stored.", "headers": PROTOCOL_HEADERS},
                     **ERRORS,
                     "413": error("TooLarge"),
                 },

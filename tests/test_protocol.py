@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from jupyter_taskstream.errors import TaskFinished, ValidationError
-from jupyter_taskstream.protocol import TaskState, iso_time, new_task_id, validate_event, validate_task_spec
+from jupyter_taskstream.protocol import (
+    TEXT_BATCH_TYPE, TaskState, decode_text_batch, encode_batch, iso_time, new_task_id, validate_event, validate_task_spec,
+)  # fmt: skip
 
 SNAPSHOT_KEYS = {
     "id", "name", "status", "progress", "message", "kernel_id", "created", "started",
@@ -179,3 +182,22 @@ def test_extreme_counts_never_make_a_snapshot_unencodable():
         json.dumps(task.snapshot(), allow_nan=False)
     assert largest.progress()["rate"] == 1.7976931348623157e308
     assert fast.progress()["rate"] is None and slow.progress()["eta"] is None
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [["one"], ["", ""], ["é ✓ 𝄞", "tab\there", "cr\rkept"], [f"n={i}" for i in range(1000)], ["lone \ud800 surrogate"]],
+)
+def test_a_text_batch_decodes_to_the_json_batch_it_stands_for(lines):
+    batch = {
+        "protocol": 4, "seq": 3,
+        "events": [
+            {"task": "t", "type": "log", "data": {"stream": "stdout", "lines": lines}},
+            {"task": "t", "type": "log", "data": {"stream": "stdout", "text": "one line"}},
+            {"task": "t", "type": "log", "data": {"stream": "stderr", "lines": ["after"]}},
+        ],
+    }  # fmt: skip
+    body, content_type = encode_batch(batch, text=True)
+    assert content_type == TEXT_BATCH_TYPE
+    expected = json.loads(encode_batch(batch)[0])  # what the JSON form carries (U+FFFD for a lone surrogate)
+    assert decode_text_batch(body) == expected

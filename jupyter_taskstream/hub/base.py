@@ -23,7 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from ..errors import TaskExists, TaskFinished, TaskNotFound, TaskRunning, TaskStreamError, ValidationError
-from ..protocol import SECRET_HEADER, SURROGATE_ESCAPE, lone_surrogate_path
+from ..protocol import SECRET_HEADER, SURROGATE_ESCAPE, TEXT_BATCH_TYPE, decode_text_batch, lone_surrogate_path
 from .registry import TaskRegistry
 from .store import StoreError
 
@@ -167,14 +167,29 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
             return
         super().log_exception(typ, value, tb)
 
-    def json_body(self) -> Any:
-        """The request body parsed as JSON; 413 when too large, 400 when not JSON."""
+    def json_body(self, text_batch: bool = False) -> Any:
+        """The request body parsed as JSON; 413 when too large, 400 when not JSON.
+
+        With ``text_batch``, a body sent as `TEXT_BATCH_TYPE` is read as one (see `batchbody`).
+        """
         limit = self.settings["taskstream_max_body_bytes"]
         body = self.request.body
         if len(body) > limit:
             raise web.HTTPError(413, f"request body is larger than {limit} bytes")
         if not body:
             raise web.HTTPError(400, "request body must be JSON")
+        if text_batch and self.request.headers.get("Content-Type", "").partition(";")[0].strip() == TEXT_BATCH_TYPE:
+            data, json_part = decode_text_batch(body), body.partition(b"\n")[0]
+        else:
+            data, json_part = self._parse_json(body), body
+        if SURROGATE_ESCAPE.search(json_part):
+            path = lone_surrogate_path(data)
+            if path is not None:
+                raise ValidationError(path, "must be valid Unicode text (it holds a lone surrogate)")
+        return data
+
+    @staticmethod
+    def _parse_json(body: bytes) -> Any:
         try:
             # Strict UTF-8 first: json.loads(bytes) decodes with "surrogatepass", so the bytes of
             # an encoded surrogate (ED A0 80) became a lone surrogate no check saw, and the
@@ -183,16 +198,11 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
         except UnicodeDecodeError as e:
             raise web.HTTPError(400, f"request body is not valid UTF-8: {e.reason} at byte {e.start}") from None
         try:
-            data = json.loads(text)
+            return json.loads(text)
         except ValueError as e:
             raise web.HTTPError(400, f"request body is not valid JSON: {e}") from e
         except RecursionError:
             raise web.HTTPError(400, "request body is nested too deeply") from None
-        if SURROGATE_ESCAPE.search(body):
-            path = lone_surrogate_path(data)
-            if path is not None:
-                raise ValidationError(path, "must be valid Unicode text (it holds a lone surrogate)")
-        return data
 
     def query_number(self, name: str, *, default=None, minimum=0.0, maximum=None, integer=False):
         """A numeric query argument, or 400 naming it."""

@@ -25,6 +25,7 @@ from tornado import web
 
 from ..errors import TaskExists, TaskFinished, TaskNotFound, TaskStreamError, ValidationError
 from ..protocol import (
+    PROTOCOL_HEADER,
     PROTOCOL_VERSION,
     PUBLISHED_EVENT_TYPES,
     check_fields,
@@ -106,9 +107,11 @@ class BatchIngest(TaskStreamHandler):
         "publisher": str?, "seq": int?, "protocol": int?}``; a repeated ``(publisher, seq)``
         is a retry and is ignored. Events for finished or unknown tasks are skipped, and a
         newer protocol's unknown fields and event types ignored: 200
-        ``{"skipped": {id: why}?, "ignored": {"fields": n, "events": n}?}``.
+        ``{"skipped": {id: why}?, "ignored": {"fields": n, "events": n}?}``. The body may
+        be a text batch (`protocol.batchbody`); every answer says the protocol this hub speaks.
         """
-        body = self.json_body()
+        self.set_header(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
+        body = self.json_body(text_batch=True)
         try:
             specs, events, publisher, seq, ignored, unknown_types = self._read(body)
         except ValidationError as e:
@@ -154,6 +157,11 @@ class BatchIngest(TaskStreamHandler):
         else:
             self.set_status(204)
             self.finish()
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        # An error answer says the protocol too: a kernel must not take it for an older hub.
+        self.set_header(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
+        super().write_error(status_code, **kwargs)
 
     def _read(self, body: Any) -> tuple[list[dict], list, str | None, int | None, list[str], list[str]]:
         """The batch validated: specs, events, publisher, seq, ignored fields, unknown event types."""

@@ -14,14 +14,13 @@ and stream into one ``log`` event whose ``lines`` holds them.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import deque
 from typing import Any
 
-from ..protocol import dropped_marker, replace_lone_surrogates
+from ..protocol import dropped_marker
 
-__all__ = ["Outbox", "encode_batch"]
+__all__ = ["Outbox"]
 
 #: Rough JSON overhead of one event besides its text, for sizing batches.
 EVENT_OVERHEAD = 100
@@ -34,16 +33,6 @@ Item = tuple[str, Any]  # ("spec", spec) or ("event", {"task", "type", "data"})
 def lines_bytes(lines: list[str]) -> int:
     """Rough JSON size of a log event holding ``lines``."""
     return EVENT_OVERHEAD + sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
-
-
-def encode_batch(batch: dict[str, Any]) -> bytes:
-    """The batch as UTF-8 JSON; text that cannot be encoded (a lone surrogate, e.g. from a
-    file name that is not valid UTF-8) is sent with U+FFFD in its place, never refused."""
-    body = json.dumps(batch, ensure_ascii=False, allow_nan=False)
-    try:
-        return body.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(replace_lone_surrogates(batch), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
 class Outbox:

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 from ..protocol import ENV_TOKEN, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker
 from .diagnostics import quiet_thread, report_once
 from .hubenv import hub_from_environment
-from .outbox import Outbox, encode_batch
+from .outbox import Outbox
 
 __all__ = ["Publisher"]
 
@@ -138,6 +138,8 @@ class Publisher:
         self.refused_lines = 0
         self._skipped: set[str] = set()
         self._thread: threading.Thread | None = None
+        #: The sender's connection to the hub (`hubpost`), once it started.
+        self.client: Any = None
         self._start_lock = threading.Lock()
         self._closing = False
         self._give_up_at = float("inf")
@@ -277,7 +279,7 @@ class Publisher:
         from .hubpost import open_client  # only a process that publishes pays for http.client and ssl
 
         quiet_thread()
-        client = open_client(self.url, self.auth_headers, self.timeout)
+        client = self.client = open_client(self.url, self.auth_headers, self.timeout)
         backoff = self.backoff_initial
         batch = None
         try:
@@ -366,7 +368,7 @@ class Publisher:
         if self.refused:
             return _DONE  # what was queued before the refusal goes without a request
         try:
-            response = client.post("events", encode_batch(batch))
+            response = client.post_batch(batch)
         except HubUnreachable as e:
             report_once(
                 ("unreachable", self.url),

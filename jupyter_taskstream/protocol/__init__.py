@@ -6,6 +6,8 @@ types, statuses (the terminal set and the status a view displays). `validate`: w
 producer may publish and a user may post. `state`: the snapshot shape (`TaskState`, child
 bars included) and the rate/ETA estimator. `locate`: how a process outside Jupyter finds a
 server (URL forms, the runtime directory's ``jpserver-*.json``), for the client and scripts.
+`batchbody`: a publish batch's body on the wire (JSON, or a text batch with the log lines
+outside the JSON).
 
 Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides (and any
 other producer) agree on one definition. Times are epoch seconds passed in by the caller.
@@ -13,6 +15,7 @@ other producer) agree on one definition. Times are epoch seconds passed in by th
 
 from __future__ import annotations
 
+from .batchbody import JSON_TYPE, PROTOCOL_HEADER, TEXT_BATCH_TYPE, decode_text_batch, encode_batch
 from .state import RateEstimator, TaskState, eta, rounded
 from .validate import (
     BAR_FIELDS,
@@ -49,7 +52,7 @@ from .wire import (
 )
 
 __all__ = [
-    "BAR_FIELDS", "DISPLAY_STATUSES", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
+    "BAR_FIELDS", "DISPLAY_STATUSES", "JSON_TYPE", "PROTOCOL_HEADER", "TEXT_BATCH_TYPE", "decode_text_batch", "encode_batch", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
     "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",

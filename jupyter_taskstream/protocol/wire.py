@@ -39,7 +39,9 @@ SECRET_HEADER = "X-TaskStream-Secret"
 #: Also at 3, no bump needed: a ``log`` event may carry ``dropped`` (N lines lost before it,
 #: e.g. shed by a kernel's full outbox); its ``text`` is the marker line, so a hub that does
 #: not know the field still shows the gap, it only does not add N to ``log_dropped``.
-PROTOCOL_VERSION = 3
+#: 4: the hub also takes a text batch (`batchbody`: log lines outside the JSON) and says
+#: which protocol it speaks in each answer; a kernel sends text batches only to a hub at 4+.
+PROTOCOL_VERSION = 4
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})

@@ -8,7 +8,9 @@ why and one line on each task it named. Hand-written input stays strict.
 
 from __future__ import annotations
 
-from jupyter_taskstream.protocol import PROTOCOL_VERSION
+import json
+
+from jupyter_taskstream.protocol import PROTOCOL_HEADER, PROTOCOL_VERSION, TEXT_BATCH_TYPE, encode_batch
 
 from .test_handlers import API, assert_json_error, create, log
 
@@ -118,3 +120,47 @@ async def test_null_publisher_or_seq_is_refused_and_an_answer_may_only_count_wha
         assert r.status_code == 400, (body, r.text)
     r = await client.post(f"{API}/events", json={"protocol": PROTOCOL_VERSION + 1, "events": [], "colour": 1})
     assert r.status_code == 200 and r.json() == {"ignored": {"fields": 1, "events": 0}}
+
+
+# ---- text batches (protocol 4): the lines outside the JSON ------------------------------------
+
+
+async def test_a_text_batch_stores_one_event_per_line_in_order(client, publisher, registry):
+    lines = [f"line {i} é ✓" for i in range(500)] + ["", "last"]
+    batch = {
+        "protocol": 4, "publisher": "text-kernel", "seq": 1,
+        "tasks": [{"id": "txt1", "name": "text batch", "kernel_id": "k-txt"}],
+        "events": [
+            {"task": "txt1", "type": "log", "data": {"stream": "stdout", "lines": lines}},
+            {"task": "txt1", "type": "progress", "data": {"current": 2}},
+            {"task": "txt1", "type": "log", "data": {"stream": "stderr", "lines": ["oops \ud800"]}},
+        ],
+    }  # fmt: skip
+    body, content_type = encode_batch(batch, text=True)
+    assert content_type == TEXT_BATCH_TYPE and b'"lines"' not in body
+    r = await publisher.post(f"{API}/events", content=body, headers={"Content-Type": content_type})
+    assert r.status_code == 204, r.text
+    assert r.headers[PROTOCOL_HEADER] == str(PROTOCOL_VERSION)
+    got = await task_log(client, "txt1")
+    assert [(d["stream"], d["text"]) for d in got] == [("stdout", line) for line in lines] + [("stderr", "oops \ufffd")]
+    assert registry.get("txt1").current == 2
+
+
+async def test_a_bad_text_batch_gets_a_400_that_says_what_is_wrong(publisher):
+    async def post(body: bytes) -> dict:
+        r = await publisher.post(f"{API}/events", content=body, headers={"Content-Type": TEXT_BATCH_TYPE})
+        assert r.headers[PROTOCOL_HEADER] == str(PROTOCOL_VERSION)  # an error answer says it too
+        return r
+
+    def event(data: dict) -> bytes:
+        return json.dumps({"protocol": 4, "events": [{"task": "nope", "type": "log", "data": data}]}).encode()
+
+    assert_json_error(await post(b'{"events": []}'), 400, "a JSON line, a newline")
+    assert_json_error(await post(b"not json\nabc"), 400, "first line", "must be JSON")
+    for span in ([0, 99], [-1, 1], [0], "0,1", [0.0, 1]):
+        r = await post(event({"stream": "stdout", "lines_at": span}) + b"\nabc")
+        assert_json_error(r, 400, "events[0].data.lines_at", "[offset, length]")
+    r = await post(event({"stream": "stdout", "lines_at": [0, 2], "text": "x"}) + b"\nab")
+    assert_json_error(r, 400, "events[0].data.lines_at", "together")
+    assert_json_error(await post(event({"stream": "stdout", "lines_at": [0, 2]}) + b"\n\xff\xfe"), 400, "UTF-8")
+    assert_json_error(await post(b'{"events": [{"x": "\\ud800"}]}\n'), 400, "lone surrogate")

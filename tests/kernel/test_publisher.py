@@ -18,7 +18,9 @@ import pytest
 from jupyter_taskstream.errors import TaskNotFound
 from jupyter_taskstream.kernel.outbox import Outbox
 from jupyter_taskstream.kernel.publisher import Publisher
-from jupyter_taskstream.protocol import ENV_SECRET, ENV_TOKEN, ENV_URL, PROTOCOL_VERSION
+from jupyter_taskstream.protocol import (
+    ENV_SECRET, ENV_TOKEN, ENV_URL, JSON_TYPE, PROTOCOL_HEADER, PROTOCOL_VERSION, TEXT_BATCH_TYPE, decode_text_batch,
+)  # fmt: skip
 from jupyter_taskstream.kernel.runtime import Runtime
 from jupyter_taskstream.kernel.config import RuntimeConfig
 
@@ -122,6 +124,7 @@ async def test_many_lines_arrive_in_order_and_the_tail_is_right(hub_runtime, reg
     assert texts[-1] == "n=19999" and len(texts) >= registry.retention_events - 100
     assert texts == [f"n={i}" for i in range(20_000 - len(texts), 20_000)]  # ordered, none lost
     assert rt.publisher.dropped_lines == 0
+    assert rt.publisher.client.hub_protocol == PROTOCOL_VERSION  # so the lines went as text batches
     await close(rt)
 
 
@@ -230,13 +233,21 @@ class _RecordingHub(BaseHTTPRequestHandler):
     """A tiny real HTTP endpoint answering with a scripted list of status codes."""
 
     def do_POST(self):  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
         server = self.server
+        text = self.headers.get("Content-Type") == TEXT_BATCH_TYPE
+        body = decode_text_batch(raw) if text else json.loads(raw)
         server.bodies.append((self.path, self.headers.get("X-TaskStream-Secret"), body))
-        status = server.script.pop(0) if server.script else 204
+        server.types.append(self.headers.get("Content-Type"))
+        # A scripted status, or ``(status, protocol it says it speaks)``.
+        status, protocol = (server.script.pop(0) if server.script else 204), None
+        if isinstance(status, tuple):
+            status, protocol = status
         payload = json.dumps({"message": "events[0].type must be one of status"}).encode() if status == 400 else b""
         self.send_response(status)
         self.send_header("Content-Length", str(len(payload)))
+        if protocol is not None:
+            self.send_header(PROTOCOL_HEADER, str(protocol))
         self.end_headers()
         self.wfile.write(payload)
 
@@ -247,7 +258,7 @@ class _RecordingHub(BaseHTTPRequestHandler):
 @pytest.fixture
 def recording_hub():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHub)
-    server.bodies, server.script = [], []
+    server.bodies, server.script, server.types = [], [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -431,3 +442,23 @@ def test_a_batch_too_large_is_split_in_halves_and_all_of_it_arrives(recording_hu
     assert [e["type"] for e in delivered] == ["log", "progress", "log", "progress"]
     assert [b["seq"] for b in bodies[2:]] == sorted({b["seq"] for b in bodies[2:]})  # increasing, so none is a "retry"
     assert pub.dropped_lines == 0
+
+
+def test_text_batches_once_the_hub_says_it_takes_them_and_json_for_an_older_one(recording_hub):
+    # A hub at 4 answers the first batch; then the server is replaced by an older one, which
+    # cannot read a text batch (400, no protocol header): the same batch goes again as JSON.
+    recording_hub.script = [(204, 4), 400, 204, 204]
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    sent = []
+    for part in range(4):
+        lines = [f"p{part} line {i} ✓" for i in range(50)]
+        sent += lines
+        pub.log_lines("t", "stdout", lines)
+        assert pub.flush(5)
+    pub.close()
+    assert recording_hub.types == [JSON_TYPE, TEXT_BATCH_TYPE, JSON_TYPE, JSON_TYPE, JSON_TYPE]
+    bodies = [body for _, _, body in recording_hub.bodies]
+    assert bodies[1] == bodies[2]  # the refused text batch, resent as it was, as JSON
+    got = [line for body in bodies[:1] + bodies[2:] for e in body["events"] for line in e["data"]["lines"]]
+    assert got == sent and pub.dropped_lines == 0
