@@ -22,7 +22,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..protocol import PROTOCOL_HEADER, encode_batch
+from ..protocol import JSON_TYPE, PROTOCOL_HEADER, encode_batch
 
 __all__ = ["HubUnreachable", "Response", "open_client"]
 
@@ -53,7 +53,7 @@ class _Batches:
     #: The protocol the hub said it speaks in its last answer.
     hub_protocol = 0
 
-    def post(self, path: str, body: bytes, content_type: str) -> Response:
+    def post(self, path: str, body: bytes, content_type: str = JSON_TYPE) -> Response:
         raise NotImplementedError
 
     def post_batch(self, batch: dict[str, Any]) -> Response:
@@ -85,7 +85,7 @@ class _Direct(_Batches):
                                                context=ssl.create_default_context())
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
-    def post(self, path: str, body: bytes, content_type: str) -> Response:
+    def post(self, path: str, body: bytes, content_type: str = JSON_TYPE) -> Response:
         headers = {**self.headers, "Content-Type": content_type}
         for attempt in (0, 1):
             fresh = self.conn is None
@@ -118,7 +118,7 @@ class _Httpx(_Batches):
         self.client = httpx.Client(base_url=url + "/", headers=headers, timeout=timeout)
         self.errors = httpx.HTTPError
 
-    def post(self, path: str, body: bytes, content_type: str) -> Response:
+    def post(self, path: str, body: bytes, content_type: str = JSON_TYPE) -> Response:
         try:
             r = self.client.post(path, content=body, headers={"Content-Type": content_type})
         except self.errors as e:
