@@ -276,13 +276,15 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
             out.late(router)
         elif not out.waiting:
             out.waiting = True
-            out.notify()
             fast = out.fast
             if plain and fast is not None and out.fast_thread == get_ident():
-                # Only the owner thread switches itself; `take` and `end` switch it back.
+                # Only the owner thread switches itself; `take` and `end` switch it back. A take
+                # clears ``waiting`` before it switches back: if one came between the two lines
+                # above and here, undo, or later writes would wait for the pump's next pass.
                 fast["write"] = out.chunks.append
-                if not out.open or out.fast is not fast:  # ended or released meanwhile
+                if not out.waiting or not out.open or out.fast is not fast:
                     fast["write"] = fast["route"]
+            out.notify()
         return len(text)
 
     def write_stdout(text: str) -> int:

@@ -330,3 +330,22 @@ def test_an_assigned_write_sees_output_outside_tasks_only(rt, capsys):
     assert capsys.readouterr().out == "cell output\nmore cell output\nuntouched\n"
     with pytest.raises(TypeError, match="write must be callable"):
         stream.write = "not a function"
+
+
+def test_a_take_right_after_the_notice_leaves_the_next_write_to_notice_again(rt):
+    """An idle sender takes as soon as it is told: the writes after that take must tell it
+    again, or a lone line waits for the pump's next pass (up to 100 ms)."""
+    with rt.task("eager sender") as t:
+        notices = []
+        taken = []
+
+        def notify():  # what the publisher's idle sender does: take at once
+            notices.append(1)
+            taken.extend(t.pending_output.take())
+
+        t.pending_output.notify = notify
+        for line in ("a", "b", "c"):
+            before = len(notices)
+            print(line)
+            assert len(notices) > before  # this print's text was announced, not left for the pump
+        assert "".join(c for c in taken if isinstance(c, str)) == "a\nb\nc\n"
