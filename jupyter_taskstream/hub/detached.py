@@ -40,11 +40,13 @@ from . import sse, tornado_push
 from .eventlog import Event
 from .subscription import StreamClosed, SubscriberTooSlow, Subscription
 
-__all__ = ["DetachedStream", "DetachedStreams", "body", "chunk_of"]
+__all__ = ["BEAT_BATCH", "DetachedStream", "DetachedStreams", "body", "chunk_of"]
 
 _READ, _WRITE = IOLoop.READ, IOLoop.WRITE
 _LAST_CHUNK = b"0\r\n\r\n"
 _HEARTBEAT = tornado_push.chunk(sse.comment("heartbeat"))
+#: heartbeats sent in one turn of the loop (~1-2 ms of sends)
+BEAT_BATCH = 500
 
 
 def _outside(fn: Callable, *args: Any) -> Any:
@@ -114,10 +116,21 @@ class DetachedStreams:
     def beat(self) -> None:
         """A heartbeat comment on every idle detached stream; again in ``heartbeat_interval``."""
         self._timer = None
-        for conn in list(self.streams):
-            conn.beat()
         if self.streams:
-            self._timer = _outside(asyncio.get_running_loop().call_later, self.heartbeat_interval, self.beat)
+            loop = asyncio.get_running_loop()
+            self._timer = _outside(loop.call_later, self.heartbeat_interval, self.beat)
+            self.beat_some(list(self.streams), 0)
+
+    def beat_some(self, conns: list[DetachedStream], start: int) -> None:
+        """Heartbeats for ``BEAT_BATCH`` streams from ``start``, then the rest in the loop's next turns.
+
+        Thousands of sends in one go would hold events back for tens of milliseconds; in
+        batches, deliveries go out between them.
+        """
+        for conn in conns[start : start + BEAT_BATCH]:
+            conn.beat()
+        if start + BEAT_BATCH < len(conns):
+            _outside(asyncio.get_running_loop().call_soon, self.beat_some, conns, start + BEAT_BATCH)
 
     def close(self) -> None:
         """Server shutdown: stop the heartbeats and close what the logs' end did not."""
@@ -214,7 +227,7 @@ class DetachedStream:
 
     def beat(self) -> None:
         """A heartbeat comment, unless the socket is still busy with events."""
-        if self.pending is not None or self.sub.paused:
+        if self.sock is None or self.pending is not None or self.sub.paused:
             return
         try:
             self.write(_HEARTBEAT)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 
 import pytest
 
-from jupyter_taskstream.hub import streams
+from jupyter_taskstream.hub import detached, streams
 
 from ..conftest import wait_for
 from .test_handlers import API, create, log, publish
@@ -60,6 +61,19 @@ async def test_a_live_stream_holds_no_handler_yet_gets_events_heartbeats_and_its
             rest = await asyncio.wait_for(_rest(lines), 10)
             assert rest[0].startswith("data: ") and rest[1:] == [""]
     await wait_for(lambda: registry.subscriber_count == 0, message="the ended stream to be released")
+
+
+async def test_heartbeats_sent_in_batches_reach_every_stream(client, registry, monkeypatch):
+    monkeypatch.setattr(detached, "BEAT_BATCH", 1)  # one stream per turn of the loop
+    task = await create(client)
+    await no_subscribers(registry)
+    url = f"{API}/tasks/{task['id']}/events"
+    async with contextlib.AsyncExitStack() as stack:
+        responses = [await stack.enter_async_context(client.stream("GET", url)) for _ in range(3)]
+        await wait_for(lambda: registry.subscriber_count == 3, message="three streams")
+        for response in responses:
+            got = await read_until(response.aiter_lines(), lambda line: line.startswith(":"))
+            assert got[-1] == ": heartbeat"
 
 
 async def _rest(lines) -> list[str]:
