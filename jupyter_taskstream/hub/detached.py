@@ -144,7 +144,7 @@ class DetachedStreams:
 class DetachedStream:
     """One detached SSE response: its socket, its subscription, and bytes the socket has not taken."""
 
-    __slots__ = ("streams", "sock", "fd", "io_loop", "sub", "encode", "ends", "pending", "closing", "stall")
+    __slots__ = ("closing", "encode", "ends", "fd", "io_loop", "pending", "sock", "stall", "streams", "sub")
 
     def __init__(self, streams: DetachedStreams, sock: socket.socket, io_loop: IOLoop, sub: Subscription,
                  encode: Callable[[Event], bytes], ends: bool):  # fmt: skip

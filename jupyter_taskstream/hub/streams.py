@@ -173,7 +173,7 @@ class _Pusher:
     the others are served by `detached` once their first bytes are out.
     """
 
-    __slots__ = ("handler", "sub", "encode", "ends", "loop", "done", "stream", "beat_timer")
+    __slots__ = ("beat_timer", "done", "encode", "ends", "handler", "loop", "stream", "sub")
 
     def __init__(self, handler: EventStreamHandler, sub: Any, encode: Callable[[Event], bytes], ends: bool,
                  loop: asyncio.AbstractEventLoop):  # fmt: skip

@@ -85,8 +85,8 @@ def detachable(handler: Any) -> bool:
     and HTTP/1.0 streams, and every stream once the probe failed, stay in tornado.
     """
     connection = handler.request.connection
-    return enabled is not False and type(getattr(connection, "stream", None)) is IOStream \
-        and handler.request.version == "HTTP/1.1"
+    plain_tcp = type(getattr(connection, "stream", None)) is IOStream
+    return enabled is not False and plain_tcp and handler.request.version == "HTTP/1.1"
 
 
 def direct_socket(handler: Any) -> socket.socket | None:
