@@ -140,7 +140,10 @@ async def main(spec: dict) -> None:
         for line in sys.stdin:
             if line.strip() == "STOP":
                 break
-        loop.call_soon_threadsafe(stop.set)
+        try:
+            loop.call_soon_threadsafe(stop.set)
+        except RuntimeError:
+            pass  # every stream ended first and the loop is closed: nothing to stop
 
     threading.Thread(target=read_stdin, daemon=True).start()
     gate = asyncio.Semaphore(spec.get("concurrency", 100))

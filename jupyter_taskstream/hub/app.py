@@ -18,6 +18,7 @@ from traitlets import Float, Int, Unicode, default
 
 from ..protocol import ENV_SECRET, ENV_URL
 from .classpaths import MovedClassType
+from .detached import DetachedStreams
 from .kernels import KernelLifecycle
 from .options import RegistryOptions
 from .registry import TaskRegistry
@@ -126,6 +127,7 @@ class TaskStreamApp(ExtensionApp, RegistryOptions):
             restart_grace_period=self.restart_grace_period,
             log=self.log,
         )
+        self.streams = DetachedStreams(self.heartbeat_interval, self.write_timeout, self.log)
         self.settings.update(
             {
                 "taskstream_registry": self.registry,
@@ -134,6 +136,8 @@ class TaskStreamApp(ExtensionApp, RegistryOptions):
                 "taskstream_heartbeat_interval": self.heartbeat_interval,
                 "taskstream_retry_ms": self.retry_ms,
                 "taskstream_write_timeout": self.write_timeout,
+                # SSE streams served outside tornado after their first bytes, and their heartbeats.
+                "taskstream_streams": self.streams,
                 "taskstream_max_body_bytes": self.max_body_bytes,
                 # Tasks already told that a batch of their kernel was refused (see `ingest`).
                 "taskstream_told_refused": set(),
@@ -155,7 +159,8 @@ class TaskStreamApp(ExtensionApp, RegistryOptions):
             return  # the server stopped before this extension was initialized
         self.kernels.stop()
         await self.registry.commit()  # what was emitted is stored before the store closes
-        self.registry.close()
+        self.registry.close()  # every stream's log closes: each writes its last chunk
+        self.streams.close()
         if self._lock_file is not None:
             self._lock_file.close()
 

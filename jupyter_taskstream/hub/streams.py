@@ -19,6 +19,7 @@ from tornado.iostream import StreamClosedError
 
 from . import sse, tornado_push
 from .base import MAX_WAIT_SECONDS, TaskStreamHandler
+from .detached import body
 from .eventlog import Event, EventLog
 from .subscription import StreamClosed, SubscriberTooSlow
 
@@ -30,6 +31,7 @@ class EventStreamHandler(TaskStreamHandler):
 
     _pusher: _Pusher | None = None
     _stall_timer = None
+    _detach = False
 
     def initialize(self, *args: Any, **kwargs: Any) -> None:
         super().initialize(*args, **kwargs)
@@ -49,10 +51,15 @@ class EventStreamHandler(TaskStreamHandler):
             return -1  # unparseable: treated as unknown, so the client gets a fresh snapshot
         return value
 
-    def start_stream(self) -> None:
+    def start_stream(self, *, detach: bool = False) -> None:
+        """Headers and ``retry``; ``detach``: the stream will leave tornado after its first bytes."""
         self.set_header("Content-Type", "text/event-stream; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
         self.set_header("X-Accel-Buffering", "no")
+        self._detach = detach and tornado_push.detachable(self)
+        if self._detach:
+            # A detached stream closes its socket at its end: no client reuses the connection.
+            self.set_header("Connection", "close")
         # Randomized so that many clients dropped at once do not reconnect at once.
         base = self.settings["taskstream_retry_ms"]
         self.write(sse.retry(base + random.randint(0, base)))
@@ -79,9 +86,14 @@ class EventStreamHandler(TaskStreamHandler):
         """Send events after ``cursor`` until the log closes, the task ends or the client goes.
 
         Events are pushed from the log's append loop straight into this connection (see
-        `Subscription.push` and `_Pusher`); the coroutine only waits for the end. A connection
-        whose socket is full is paused and catches up once its bytes are written.
+        `Subscription.push`). A plain-TCP HTTP/1.1 stream leaves tornado here and is served
+        by `detached` (the handler returns at once); any other waits for the end, fed by a
+        `_Pusher`. A connection whose socket is full is paused and catches up once its bytes
+        are written.
         """
+        if tornado_push.direct_socket(self) is not None and self._detach and not self._closed:
+            self.settings["taskstream_streams"].serve(self, self.registry.subscribe(log, cursor), encode, ends)
+            return
         # The headers are on the wire: tornado's copies of them are ~2 KiB per idle stream.
         tornado_push.release_headers(self)
         loop = asyncio.get_running_loop()
@@ -129,7 +141,7 @@ class EventStreamHandler(TaskStreamHandler):
                     events = events[: limit - sent]
                 if events:
                     sent += len(events)
-                    await self.send(_body(encode, events))
+                    await self.send(body(encode, events))
                     if ends and events[-1].type == "end":
                         break
                     continue
@@ -155,20 +167,19 @@ class EventStreamHandler(TaskStreamHandler):
 
 
 class _Pusher:
-    """One SSE connection's side of push delivery: what the log calls for each new event.
+    """One tornado-served SSE connection's side of push delivery: what the log calls for new events.
 
-    One small object per connection rather than a handful of closures: thousands of idle
-    streams each hold one (the benchmarks count the bytes per idle stream).
+    Streams that stay in tornado (TLS, HTTP/1.0, a tornado whose internals changed) use it;
+    the others are served by `detached` once their first bytes are out.
     """
 
-    __slots__ = ("handler", "sub", "encode", "ends", "loop", "done", "stream", "direct", "beat_timer")
+    __slots__ = ("beat_timer", "done", "encode", "ends", "handler", "loop", "stream", "sub")
 
     def __init__(self, handler: EventStreamHandler, sub: Any, encode: Callable[[Event], bytes], ends: bool,
                  loop: asyncio.AbstractEventLoop):  # fmt: skip
         self.handler, self.sub, self.encode, self.ends, self.loop = handler, sub, encode, ends, loop
         self.done: asyncio.Future = loop.create_future()
         self.stream = handler.request.connection.stream
-        self.direct = tornado_push.direct_socket(handler)
         self.beat_timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
@@ -190,31 +201,16 @@ class _Pusher:
 
         Raises `StreamClosed` when the client is gone.
         """
-        handler, stream = self.handler, self.stream
+        handler = self.handler
         try:
+            handler.write(body(self.encode, events))
+            flushed = handler.flush()
             if self.ends and events[-1].type == "end":
-                handler.write(_body(self.encode, events))
-                handler.flush()
                 self.sub.close()
                 self.end(None)
                 return False
-            if self.direct is not None and not stream.writing():
-                data = _chunk(self.encode, events)
-                try:
-                    sent = self.direct.send(data)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    handler.request.connection.close()
-                    raise StreamClosed() from None
-                if sent == len(data):
-                    return False  # the socket took every byte: no future, no callback
-                flushed = stream.write(memoryview(data)[sent:])
-            else:
-                handler.write(_body(self.encode, events))
-                flushed = handler.flush()
-                if not stream.writing():
-                    return False
+            if not self.stream.writing():
+                return False
         except StreamClosedError as e:
             raise StreamClosed() from e
         timer = self.loop.call_later(handler.settings["taskstream_write_timeout"], handler.stalled)
@@ -244,25 +240,6 @@ class _Pusher:
         self.beat_timer = self.loop.call_later(self.handler.settings["taskstream_heartbeat_interval"], self.beat)
 
 
-def _body(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
-    return encode(events[0]) if len(events) == 1 else b"".join(map(encode, events))
-
-
-#: ``[encode, first event, last event, bytes]``: the last batch framed as an HTTP/1.1
-#: chunk. Fan-out hands one batch (a run of one log) to every subscriber in a row, so this
-#: encodes and frames each batch once, not once per subscriber (the hub's CPU under fan-out).
-_framed: list = [None, None, None, b""]
-
-
-def _chunk(encode: Callable[[Event], bytes], events: list[Event]) -> bytes:
-    """``events`` as one HTTP/1.1 chunk."""
-    cache = _framed
-    if cache[0] is not encode or cache[1] is not events[0] or cache[2] is not events[-1]:
-        body = _body(encode, events)
-        cache[:] = encode, events[0], events[-1], tornado_push.chunk(body)
-    return cache[3]
-
-
 class TaskEventsStream(EventStreamHandler):
     """``GET /taskstream/api/tasks/{id}/events``: SSE of one task."""
 
@@ -275,7 +252,8 @@ class TaskEventsStream(EventStreamHandler):
         log = registry.event_log(task_id)
         limit, timeout = self.stream_bounds()
         cursor = registry.resume_point(log, self.last_event_id())
-        self.start_stream()
+        # A finished task's stream ends at once: only a live, unbounded one leaves tornado.
+        self.start_stream(detach=limit is None and timeout is None and not task.terminal)
         sent = 0
         if cursor is None:
             cursor, data = registry.snapshot_event(task_id)
@@ -311,7 +289,7 @@ class AllEventsStream(EventStreamHandler):
         log = registry.all_events
         limit, timeout = self.stream_bounds()
         cursor = registry.resume_point(log, self.last_event_id())
-        self.start_stream()
+        self.start_stream(detach=limit is None and timeout is None)
         sent = 0
         if cursor is None:
             cursor, data = registry.all_snapshot_event()
@@ -346,7 +324,7 @@ class KernelCommandsHandler(EventStreamHandler):
         last = self.last_event_id()
         known = last is not None and log.trimmed_through <= last <= self.registry.last_event_id
         cursor = last if known else log.trimmed_through
-        self.start_stream()
+        self.start_stream(detach=limit is None and timeout is None)
         try:
             await self.send(b"")
         except StreamClosedError:

@@ -1,12 +1,15 @@
 """Tornado internals that the SSE fast path relies on, in one place, with a plain fallback.
 
 Pushing one event to thousands of idle streams through ``RequestHandler.flush`` costs
-futures, callbacks and chunk framing per stream; holding tornado's header copies costs ~2 KiB
-per stream. The fast path avoids both using tornado internals with no public accessor:
+futures, callbacks and chunk framing per stream, and an idle stream held by tornado costs
+~15 KiB. The fast path leaves tornado once the first bytes are out (`detached`, through the
+public ``RequestHandler.detach()``), which needs to know how tornado framed the response;
+streams that stay in tornado drop its header copies (~2 KiB each). Internals with no public
+accessor it uses:
 
 ``HTTP1Connection._chunking_output``
-    True when the response is framed in HTTP/1.1 chunks, so the hub may frame a chunk once
-    and ``send()`` it on the socket itself when nothing is queued on the `IOStream`.
+    True when the response is framed in HTTP/1.1 chunks, so the hub may go on framing
+    chunks itself and ``send()`` them on the socket after the detach.
 ``RequestHandler._headers_written``, ``RequestHandler._headers``, ``RequestHandler._new_cookie``
     Once the headers are on the wire, the response header dict and the login cookie
     jupyter_server sets are dropped for the stream's life (nothing reads them again).
@@ -27,7 +30,7 @@ from typing import Any
 from tornado import httputil
 from tornado.iostream import IOStream
 
-__all__ = ["RELIES_ON", "chunk", "direct_socket", "fast_path", "probe", "release_headers"]
+__all__ = ["RELIES_ON", "chunk", "detachable", "direct_socket", "fast_path", "probe", "release_headers"]
 
 RELIES_ON = (
     "HTTP1Connection._chunking_output",
@@ -75,19 +78,31 @@ def release_headers(handler: Any) -> None:
         handler.__dict__.pop("_new_cookie", None)
 
 
-def direct_socket(handler: Any) -> socket.socket | None:
-    """The socket a chunk framed by `chunk` may be sent on directly, or None (use tornado).
+def detachable(handler: Any) -> bool:
+    """Before the headers: may this stream leave tornado after its first bytes?
 
-    Only plain-TCP HTTP/1.1 chunked responses: TLS streams and unchunked (HTTP/1.0)
-    responses always go through tornado. The caller sends only when the `IOStream` has
-    nothing queued (``stream.writing()`` is False) and hands it what the socket did not
-    take, so the order on the wire stays tornado's.
+    Plain TCP and HTTP/1.1 only (`direct_socket` confirms once the headers are out); TLS
+    and HTTP/1.0 streams, and every stream once the probe failed, stay in tornado.
+    """
+    connection = handler.request.connection
+    plain_tcp = type(getattr(connection, "stream", None)) is IOStream
+    return enabled is not False and plain_tcp and handler.request.version == "HTTP/1.1"
+
+
+def direct_socket(handler: Any) -> socket.socket | None:
+    """The socket chunks framed by `chunk` may be sent on once detached, or None (stay in tornado).
+
+    Only plain-TCP HTTP/1.1 chunked responses with nothing queued on the `IOStream`
+    (``stream.writing()`` is False): TLS streams and unchunked (HTTP/1.0) responses always
+    go through tornado, and the order on the wire stays tornado's.
     """
     if not fast_path(handler):
         return None
     connection = handler.request.connection
     stream = getattr(connection, "stream", None)
     if type(stream) is not IOStream or getattr(connection, "_chunking_output", None) is not True:
+        return None
+    if stream.writing():
         return None
     return stream.socket
 
