@@ -13,7 +13,7 @@ from jupyter_taskstream.hub import detached, streams
 
 from ..conftest import wait_for
 from .test_handlers import API, create, log, publish
-from .test_streams import _dechunk, _raw_get, no_subscribers
+from .test_streams import _dechunk, _raw_get, _read_raw, no_subscribers
 
 
 def live_handlers(registry) -> list:
@@ -94,21 +94,13 @@ async def test_a_client_that_goes_away_is_unsubscribed_and_its_socket_closed(cli
 async def test_server_shutdown_ends_a_detached_stream_with_its_last_chunk(client, registry, jp_serverapp):
     task = await create(client)
     await no_subscribers(registry)
-    loop = asyncio.get_running_loop()
     sock = await _raw_get(client, f"{API}/tasks/{task['id']}/events", rcvbuf=1 << 16)
     await wait_for(lambda: registry.subscriber_count == 1, message="the stream to subscribe")
     await wait_for(lambda: not live_handlers(registry), message="the stream's handler to be freed")
     extension = jp_serverapp.extension_manager.extension_apps["jupyter_taskstream"]
     (app,) = extension
     await app.stop_extension()
-    raw = bytearray()
-    while True:
-        data = await asyncio.wait_for(loop.sock_recv(sock, 1 << 16), 10)
-        if not data:
-            break
-        raw += data
-    sock.close()
-    body, complete = _dechunk(bytes(raw))
+    body, complete = _dechunk(await _read_raw(sock))
     assert complete, "no last chunk before the socket closed"
     assert b"event: snapshot" in body
 

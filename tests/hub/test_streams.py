@@ -194,6 +194,20 @@ async def _raw_get(client, path: str, rcvbuf: int) -> socket.socket:
     return sock
 
 
+async def _read_raw(sock, *, until_last_chunk: bool = False, timeout: float = 30) -> bytes:
+    """What the server sends on ``sock`` until it closes it (or, with ``until_last_chunk``,
+    until the response's last chunk); the socket is closed afterwards."""
+    loop = asyncio.get_running_loop()
+    raw, deadline = bytearray(), loop.time() + timeout
+    while loop.time() < deadline and not (until_last_chunk and raw.endswith(b"\r\n0\r\n\r\n")):
+        data = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10)
+        if not data:
+            break
+        raw += data
+    sock.close()
+    return bytes(raw)
+
+
 def _dechunk(raw: bytes) -> tuple[bytes, bool]:
     """The body of a chunked response read so far, and whether its last chunk came."""
     head, _, rest = raw.partition(b"\r\n\r\n")
@@ -225,7 +239,6 @@ async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_or
     # whose internals changed) the same must hold through plain write()/flush().
     if not fast_path:
         monkeypatch.setattr(tornado_push, "enabled", False)
-    loop = asyncio.get_running_loop()
     task = await create(client)
     url = f"{API}/tasks/{task['id']}/events"
     await no_subscribers(registry)
@@ -241,14 +254,7 @@ async def test_a_subscriber_whose_socket_fills_catches_up_with_every_event_in_or
     assert texts(await normal)[-1].startswith(f"{n - 1:04d} ")  # not held up by the slow one
 
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)  # now read it all, quickly
-    raw, deadline = bytearray(), loop.time() + 30
-    while loop.time() < deadline and not raw.endswith(b"\r\n0\r\n\r\n"):
-        data = await asyncio.wait_for(loop.sock_recv(sock, 1 << 20), 10)
-        if not data:
-            break
-        raw += data
-    sock.close()
-    body, complete = _dechunk(bytes(raw))
+    body, complete = _dechunk(await _read_raw(sock, until_last_chunk=True))
     assert complete, "the stream did not finish"
     events = []  # (id, event, data) of every block that has an id
     for block in body.decode().split("\n\n"):

@@ -280,16 +280,6 @@ def test_a_block_in_a_generator_never_owns_its_thread(rt):
     assert lines(t)[0] == "in the generator" and lines(t)[-1] == "resumed"
 
 
-def test_nested_blocks_each_get_their_own_lines(rt):
-    with rt.task("outer") as outer:
-        print("o1")
-        with rt.task("inner") as inner:
-            print("i1")
-            print("i2")
-        print("o2")
-    assert lines(outer) == ["o1", "o2"] and lines(inner) == ["i1", "i2"]
-
-
 def test_a_task_ended_from_another_thread_loses_nothing_its_block_prints_later(rt, capsys):
     with rt.task("ended elsewhere") as t:
         print("kept")
