@@ -63,7 +63,7 @@ class PendingOutput:
     under ``lock`` with `take`, which removes only what it read.
     """
 
-    __slots__ = ("chunks", "open", "waiting", "lock", "notify", "fast", "fast_thread")
+    __slots__ = ("chunks", "open", "waiting", "lock", "notify", "fast")
 
     def __init__(self, lock: Any, notify: Callable[[], None]):
         self.chunks: list[str | tuple[str]] = []
@@ -76,16 +76,13 @@ class PendingOutput:
         self.notify = notify
         #: The `thread_entries` of the thread whose block owns this task (see `claim`).
         self.fast: dict[str, Any] | None = None
-        self.fast_thread = 0
 
     def take(self) -> list[str | tuple[str]]:
         """Remove and return the chunks written so far (``lock`` held)."""
         # Cleared before reading, and the owner thread's writes routed again: a write after
         # this point notifies again, so none is stranded.
         self.waiting = False
-        fast = self.fast
-        if fast is not None:
-            fast["write"] = fast["route"]
+        self._route_owner(self.fast)
         chunks = self.chunks
         n = len(chunks)
         taken = chunks[:n]
@@ -95,9 +92,14 @@ class PendingOutput:
     def end(self) -> None:
         """The task ended: writes go back to routing (then to `late`), from any thread."""
         fast, self.fast = self.fast, None
+        self._route_owner(fast)
+        self.open = False
+
+    @staticmethod
+    def _route_owner(fast: dict[str, Any] | None) -> None:
+        """The owner thread's stdout writes go through the routing function again."""
         if fast is not None:
             fast["write"] = fast["route"]
-        self.open = False
 
     def late(self, router: StreamRouter) -> None:
         """After the end, send chunks nobody took to the streams they would have gone to."""
@@ -200,11 +202,11 @@ def _router(name: str, target: TextIO | None) -> StreamRouter:
 def thread_entries(router: StreamRouter) -> dict[str, Any]:
     """The calling thread's entries of ``router``, made on first use: ``write`` (what the
     stream's ``write`` is in this thread: ``route``, or the C ``append`` of the chunk list of
-    ``owner``, the `PendingOutput` whose block owns the thread) and ``teeing`` (inside
-    `StreamRouter.outside`)."""
+    ``owner``, the `PendingOutput` whose block owns the thread), ``teeing`` (inside
+    `StreamRouter.outside`) and ``thread`` (the thread's ident)."""
     entries = router._writes.__dict__
     if "write" not in entries:
-        entries.update(write=router._route, route=router._route, owner=None, teeing=False)
+        entries.update(write=router._route, route=router._route, owner=None, teeing=False, thread=threading.get_ident())
     return entries
 
 
@@ -221,7 +223,6 @@ def claim(out: PendingOutput, frame: FrameType | None) -> tuple | None:
         outer.fast = None  # a nested block: the outer task gets the thread back at `release`
     entries["write"] = entries["route"]
     entries["owner"] = out
-    out.fast_thread = threading.get_ident()
     out.fast = entries
     return entries, outer
 
@@ -277,7 +278,7 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
         elif not out.waiting:
             out.waiting = True
             fast = out.fast
-            if plain and fast is not None and out.fast_thread == get_ident():
+            if plain and fast is not None and fast["thread"] == get_ident():
                 # Only the owner thread switches itself; `take` and `end` switch it back. A take
                 # clears ``waiting`` before it switches back: if one came between the two lines
                 # above and here, undo, or later writes would wait for the pump's next pass.

@@ -329,10 +329,11 @@ class Runtime:
 def _thread_main(task: Task, fn: Callable, args: tuple, kwargs: dict) -> None:
     """Body of a `run` thread: the task is current, its outcome is recorded, always."""
     current_task.set(task)
-    task.bind_thread(threading.get_ident(), sys._getframe())
+    frame = sys._getframe()
+    task.bind_thread(threading.get_ident(), frame)
     result: Any = None
     outcome: BaseException | None = None
-    claim = capture.claim(task.pending_output, sys._getframe())
+    claim = capture.claim(task.pending_output, frame)
     try:
         task.raise_if_cancelled()
         result = fn(*args, **kwargs)
