@@ -110,7 +110,6 @@ class BatchIngest(TaskStreamHandler):
         ``{"skipped": {id: why}?, "ignored": {"fields": n, "events": n}?}``. The body may
         be a text batch (`protocol.batchbody`); every answer says the protocol this hub speaks.
         """
-        self.set_header(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
         body = self.json_body(text_batch=True)
         try:
             specs, events, publisher, seq, ignored, unknown_types = self._read(body)
@@ -158,10 +157,12 @@ class BatchIngest(TaskStreamHandler):
             self.set_status(204)
             self.finish()
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        # An error answer says the protocol too: a kernel must not take it for an older hub.
+    def clear(self) -> None:
+        """Tornado's reset of the answer (at the start, and before an error answer): every
+        answer says the protocol this hub speaks, so a kernel never takes an error for an
+        older hub's."""
+        super().clear()
         self.set_header(PROTOCOL_HEADER, str(PROTOCOL_VERSION))
-        super().write_error(status_code, **kwargs)
 
     def _read(self, body: Any) -> tuple[list[dict], list, str | None, int | None, list[str], list[str]]:
         """The batch validated: specs, events, publisher, seq, ignored fields, unknown event types."""
