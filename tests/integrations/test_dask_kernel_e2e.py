@@ -70,16 +70,18 @@ async def test_dask_in_a_real_kernel_over_rest(jp_serverapp, client, registry):
             except AssertionError:
                 return False
 
+        async def run_task(code):
+            """Run a cell that prints its task's id; the id and the task's snapshot once it ended."""
+            (task_id,) = ids(await k.run(code, timeout=60))
+            await wait_for(lambda: ended(task_id), 20)
+            return task_id, await snapshot(task_id)
+
         # -- a task that fans out: count and every worker line, over REST --------------------
-        out = await k.run(
+        task_id, snap = await run_task(
             "with ts.task('fan out') as t:\n"
             "    assert dclient.gather(dclient.map(shout, range(10))) == list(range(10))\n"
-            "print('ID', t.id)\n",
-            timeout=60,
+            "print('ID', t.id)\n"
         )
-        (task_id,) = ids(out)
-        await wait_for(lambda: ended(task_id), 20)
-        snap = await snapshot(task_id)
         assert snap["status"] == "completed"
         assert (snap["progress"]["current"], snap["progress"]["total"]) == (10, 10)
         assert snap["message"] == "shout 10/10"
@@ -91,16 +93,12 @@ async def test_dask_in_a_real_kernel_over_rest(jp_serverapp, client, registry):
         assert sorted(m.group(1) for m in tagged) == sorted(expected)
 
         # -- ts.progress and tqdm inside task functions: child bars, exact counts, over REST ----
-        out = await k.run(
+        _, snap = await run_task(
             "with ts.task('worker bars') as t:\n"
             "    fs = [dclient.submit(looping, i, pure=False) for i in range(3)] + [dclient.submit(tq, 9, pure=False)]\n"
             "    assert dclient.gather(fs) == [0, 1, 2, 9]\n"
-            "print('ID', t.id)\n",
-            timeout=60,
+            "print('ID', t.id)\n"
         )
-        (bars_id,) = ids(out)
-        await wait_for(lambda: ended(bars_id), 20)
-        snap = await snapshot(bars_id)
         assert snap["status"] == "completed" and snap["progress"]["current"] == 4
         shown = {}
         for bar in snap["bars"]:
