@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+import tempfile
 import time
 from typing import Any, Callable
 
@@ -54,9 +56,11 @@ def rt():
 class KernelSession:
     """A kernel client that records every IOPub message, and runs cells by msg_id."""
 
-    def __init__(self, kc, pid: int | None = None):
+    def __init__(self, kc, pid: int | None = None, stacks: str | None = None):
         self.kc = kc
         self.pid = pid
+        #: The file the kernel writes its threads' stacks to on SIGUSR1 (see `dump_threads`).
+        self.stacks = stacks
         self.messages: list[dict] = []
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
@@ -89,16 +93,27 @@ class KernelSession:
         return self.stdout(msg_id)
 
     async def dump_threads(self) -> None:
-        """Have the kernel print every thread's stack to its stderr (the test's captured output),
-        so a cell that never finished in CI says where it stood."""
-        if self.pid is not None:
-            with contextlib.suppress(OSError):
-                os.kill(self.pid, signal.SIGUSR1)
-                await asyncio.sleep(1)
+        """Have the kernel write every thread's stack, and print them to the test's stderr (its
+        captured output), so a cell that never finished in CI says where it stood."""
+        if self.pid is None or self.stacks is None:
+            return
+
+        def dumped() -> str:
+            # faulthandler writes the signal-handling (main) thread last, "Current thread".
+            with open(self.stacks) as f:
+                text = f.read()
+            return text if "  File" in text.partition("Current thread")[2] and text.endswith("\n") else ""
+
+        with contextlib.suppress(OSError, AssertionError):
+            os.kill(self.pid, signal.SIGUSR1)
+            print(f"the kernel's threads:\n{await wait_for(dumped, 5)}", file=sys.stderr)
 
     async def close(self) -> None:
         self._reader.cancel()
         self.kc.stop_channels()
+        if self.stacks is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.stacks)
 
 
 @contextlib.asynccontextmanager
@@ -123,9 +138,11 @@ async def start_kernel_session(client, jp_serverapp) -> tuple[str, KernelSession
     kc = jp_serverapp.kernel_manager.get_kernel(kernel_id).client()
     kc.start_channels()
     await kc.wait_for_ready(timeout=60)
-    # SIGUSR1 prints all threads' stacks to the kernel's real stderr (see `dump_threads`).
-    kc.execute("import faulthandler, signal, sys\n"
-               "faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)\n"
-               "del faulthandler, signal, sys", silent=True, store_history=False)  # fmt: skip
+    # SIGUSR1 writes all threads' stacks to a file (see `dump_threads`).
+    fd, stacks = tempfile.mkstemp(prefix="kernel-stacks-", suffix=".txt")
+    os.close(fd)
+    kc.execute("import faulthandler, signal\n"
+               f"faulthandler.register(signal.SIGUSR1, file=open({stacks!r}, 'w'), all_threads=True)\n"
+               "del faulthandler, signal", silent=True, store_history=False)  # fmt: skip
     pid = getattr(jp_serverapp.kernel_manager.get_kernel(kernel_id).provisioner, "pid", None)
-    return kernel_id, KernelSession(kc, pid)
+    return kernel_id, KernelSession(kc, pid, stacks)
