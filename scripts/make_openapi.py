@@ -654,6 +654,23 @@ def build() -> dict:
                 },
             },
         },
+        f"{api}/events/socket": {
+            "get": {
+                "operationId": "publishSocket",
+                "summary": "The publish socket (protocol 5): the batches of `publishBatch` over one WebSocket.",
+                "description": "Connect with `Upgrade: websocket`. Each message is one batch: a binary message "
+                "is a text batch (`application/x-taskstream-batch`), a text message a `BatchBody` as JSON. The "
+                "hub answers each, in order, with one text message `{\"status\": 204|200|400|413|503, "
+                "\"body\": BatchAnswer or {\"message\": ...}, \"protocol\": 5}`; `status` is what the POST "
+                "would have answered. A kernel opens it only to a hub whose answers say `X-TaskStream-Protocol` "
+                "5 or more, and POSTs whenever it cannot.",
+                "security": [{"token": []}, {"tokenQuery": []}, {"publishSecret": []}],
+                "responses": {
+                    "101": {"description": "Switched to the WebSocket protocol.", "headers": PROTOCOL_HEADERS},
+                    **ERRORS,
+                },
+            },
+        },
         f"{api}/kernels/{{kernel_id}}/commands": {
             "get": {
                 "operationId": "streamKernelCommands",

@@ -19,6 +19,7 @@ from traitlets import Float, Int, Unicode, default
 from ..protocol import ENV_SECRET, ENV_URL
 from .classpaths import MovedClassType
 from .detached import DetachedStreams
+from .pubsocket import close_publish_sockets
 from .kernels import KernelLifecycle
 from .options import RegistryOptions
 from .registry import TaskRegistry
@@ -158,6 +159,7 @@ class TaskStreamApp(ExtensionApp, RegistryOptions):
         if not hasattr(self, "registry"):
             return  # the server stopped before this extension was initialized
         self.kernels.stop()
+        close_publish_sockets(self.settings)  # no batch arrives after the last commit
         await self.registry.commit()  # what was emitted is stored before the store closes
         self.registry.close()  # every stream's log closes: each writes its last chunk
         self.streams.close()

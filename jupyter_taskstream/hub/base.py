@@ -172,13 +172,17 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
 
         With ``text_batch``, a body sent as `TEXT_BATCH_TYPE` is read as one (see `batchbody`).
         """
+        text_batch = text_batch and self.request.headers.get("Content-Type", "").partition(";")[0].strip() == TEXT_BATCH_TYPE
+        return self.parse_body(self.request.body, text_batch)
+
+    def parse_body(self, body: bytes, text_batch: bool = False) -> Any:
+        """``body`` (a request's, or a publish socket's message) parsed: JSON, or a text batch."""
         limit = self.settings["taskstream_max_body_bytes"]
-        body = self.request.body
         if len(body) > limit:
             raise web.HTTPError(413, f"request body is larger than {limit} bytes")
         if not body:
             raise web.HTTPError(400, "request body must be JSON")
-        if text_batch and self.request.headers.get("Content-Type", "").partition(";")[0].strip() == TEXT_BATCH_TYPE:
+        if text_batch:
             data, json_part = decode_text_batch(body), body.partition(b"\n")[0]
         else:
             data, json_part = self._parse_json(body), body

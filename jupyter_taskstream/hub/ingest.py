@@ -110,7 +110,18 @@ class BatchIngest(TaskStreamHandler):
         ``{"skipped": {id: why}?, "ignored": {"fields": n, "events": n}?}``. The body may
         be a text batch (`protocol.batchbody`); every answer says the protocol this hub speaks.
         """
-        body = self.json_body(text_batch=True)
+        answer = await self.apply_batch(self.json_body(text_batch=True))
+        if answer:
+            self.write_json(answer, 200)
+        else:
+            self.set_status(204)
+            self.finish()
+
+    async def apply_batch(self, body: Any) -> dict[str, Any] | None:
+        """Apply a parsed batch once it is stored: None (all applied), or what a 200 says.
+
+        Shared by this POST and the publish socket (`pubsocket`); a ValidationError is a 400.
+        """
         try:
             specs, events, publisher, seq, ignored, unknown_types = self._read(body)
         except ValidationError as e:
@@ -123,9 +134,7 @@ class BatchIngest(TaskStreamHandler):
             raise
         registry = self.registry
         if publisher is not None and registry.publisher_seen(publisher, seq):
-            self.set_status(204)
-            self.finish()
-            return
+            return None
         skipped = {}
         for spec in specs:
             try:
@@ -151,11 +160,7 @@ class BatchIngest(TaskStreamHandler):
         if ignored or unknown_types:
             answer["ignored"] = {"fields": len(ignored), "events": len(unknown_types)}
             self.log.debug("taskstream: a newer kernel's batch: skipped fields %s, events %s", ignored[:5], unknown_types[:5])
-        if answer:
-            self.write_json(answer, 200)
-        else:
-            self.set_status(204)
-            self.finish()
+        return answer or None
 
     def clear(self) -> None:
         """Tornado's reset of the answer (at the start, and before an error answer): every

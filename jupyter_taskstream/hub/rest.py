@@ -17,6 +17,7 @@ from .base import KERNEL_ID, MAX_WAIT_SECONDS, TASK_ID, TaskStreamHandler, publi
 from .ingest import BatchIngest, TaskEventsIngest
 from .openapi import OpenAPIHandler
 from .page import TaskPageHandler
+from .pubsocket import PublishSocket
 from .streams import AllEventsStream, KernelCommandsHandler, TaskEventsStream
 
 __all__ = [
@@ -203,6 +204,7 @@ default_handlers = [
     (rf"/taskstream/api/tasks/{TASK_ID}/events", TaskEventsHandler),
     (rf"/taskstream/api/tasks/{TASK_ID}/cancel", CancelHandler),
     (r"/taskstream/api/events", AllEventsHandler),
+    (r"/taskstream/api/events/socket", PublishSocket),
     (rf"/taskstream/api/kernels/{KERNEL_ID}/commands", KernelCommandsHandler),
     (r"/taskstream/api/openapi\.json", OpenAPIHandler),
     (r"/taskstream/api/.*", NotFoundHandler),

@@ -11,6 +11,12 @@ while idle is sent once more on a new one; a repeat is safe, as every batch carr
 `post_batch` picks the body's form: JSON until an answer of the hub says it takes text
 batches (protocol 4, see `protocol.batchbody`), then text batches, whose lines cost the
 kernel one join and one encode instead of JSON's per-line escaping.
+
+From a hub at protocol 5 on, batches travel over its publish socket (`hub.pubsocket`, one
+WebSocket, websocket-client): no HTTP request per batch, which is most of a printed line's
+way to a reader (benchmarks/ANALYSIS.md). Whenever the socket cannot be opened or breaks,
+the batch is POSTed instead (the same ``seq``: a batch the hub applied before the break is
+not applied twice), and the socket is tried again after `SOCKET_RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..protocol import JSON_TYPE, PROTOCOL_HEADER, encode_batch
+from ..protocol import JSON_TYPE, PROTOCOL_HEADER, PUBLISH_SOCKET_PATH, encode_batch
 
-__all__ = ["HubUnreachable", "Response", "open_client"]
+__all__ = ["SOCKET_RETRY_SECONDS", "HubUnreachable", "Response", "open_client"]
+
+#: After the publish socket failed (or could not be opened), POSTs for this long, then try again.
+SOCKET_RETRY_SECONDS = 10.0
 
 
 _CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -109,6 +119,55 @@ class _Direct(_Batches):
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+        self._close_socket()
+
+    # ---- the publish socket (protocol 5) ------------------------------------------------
+
+    socket: Any = None
+    socket_retry_at = 0.0
+    #: Why the socket was last given up (for diagnostics and tests), or None.
+    socket_error: str | None = None
+
+    def post_batch(self, batch: dict[str, Any]) -> Response:
+        """Over the publish socket when the hub has one; else, or when it fails, a POST."""
+        if self.hub_protocol >= 5 and time.monotonic() >= self.socket_retry_at:
+            try:
+                return self._over_socket(batch)
+            except Exception as e:  # noqa: BLE001 - any failure of the socket: this batch is POSTed
+                self._close_socket()
+                self.socket_error = f"{type(e).__name__}: {e}"
+                self.socket_retry_at = time.monotonic() + SOCKET_RETRY_SECONDS
+        return super().post_batch(batch)
+
+    def _over_socket(self, batch: dict[str, Any]) -> Response:
+        if self.socket is None:
+            import websocket  # websocket-client; only a kernel whose hub has a socket imports it
+
+            scheme = "wss" if self.https else "ws"
+            self.socket = websocket.create_connection(
+                f"{scheme}://{self.host}:{self.port}{self.prefix}{PUBLISH_SOCKET_PATH}",
+                header=[f"{k}: {v}" for k, v in self.headers.items()],
+                timeout=self.timeout,
+                suppress_origin=True,  # not a browser: the hub's origin check has nothing to check
+                skip_utf8_validation=True,
+                http_no_proxy=[self.host],  # a proxied hub gets httpx (`open_client`), never this
+            )
+        body, _ = encode_batch(batch, text=True)
+        self.socket.send_binary(body)
+        reply = json.loads(self.socket.recv())
+        answer = reply.get("body")
+        data = json.dumps(answer).encode() if answer is not None else b""
+        response = Response(reply["status"], data, str(reply.get("protocol", "")))
+        self.hub_protocol = response.protocol
+        return response
+
+    def _close_socket(self) -> None:
+        if self.socket is not None:
+            try:
+                self.socket.close(timeout=0.5)
+            except Exception:  # noqa: BLE001 - closing a broken socket may fail again; it is gone either way
+                pass
+            self.socket = None
 
 
 class _Httpx(_Batches):

@@ -41,6 +41,7 @@ from .wire import (
     ENV_URL,
     LOG_STREAMS,
     PROTOCOL_VERSION,
+    PUBLISH_SOCKET_PATH,
     PUBLISHED_EVENT_TYPES,
     SECRET_HEADER,
     STATUSES,
@@ -53,7 +54,7 @@ from .wire import (
 
 __all__ = [
     "BAR_FIELDS", "DISPLAY_STATUSES", "JSON_TYPE", "PROTOCOL_HEADER", "TEXT_BATCH_TYPE", "decode_text_batch", "encode_batch", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
-    "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
+    "PUBLISH_SOCKET_PATH", "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
     "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",
     "validate_name", "validate_task_id", "validate_task_spec",

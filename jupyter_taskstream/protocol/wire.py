@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 __all__ = [
     "DISPLAY_STATUSES", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_NAME_LENGTH", "MAX_UNIT_LENGTH",
-    "PROTOCOL_VERSION", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
+    "PROTOCOL_VERSION", "PUBLISH_SOCKET_PATH", "PUBLISHED_EVENT_TYPES", "RATE_SMOOTHING", "SECRET_HEADER", "STATUSES", "TERMINAL_STATUSES",
     "display_status", "dropped_marker", "iso_time", "new_task_id",
 ]  # fmt: skip
 
@@ -41,7 +41,11 @@ SECRET_HEADER = "X-TaskStream-Secret"
 #: not know the field still shows the gap, it only does not add N to ``log_dropped``.
 #: 4: the hub also takes a text batch (`batchbody`: log lines outside the JSON) and says
 #: which protocol it speaks in each answer; a kernel sends text batches only to a hub at 4+.
-PROTOCOL_VERSION = 4
+#: 5: the hub also takes batches over its publish socket (a WebSocket at ``events/socket``,
+#: see `hub.pubsocket`); a kernel opens it only to a hub at 5+, and POSTs whenever it cannot.
+PROTOCOL_VERSION = 5
+#: The publish socket's path under the API URL (protocol 5).
+PUBLISH_SOCKET_PATH = "events/socket"
 
 STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})

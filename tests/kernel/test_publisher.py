@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from jupyter_taskstream.errors import TaskNotFound
+from jupyter_taskstream.hub.pubsocket import close_publish_sockets
 from jupyter_taskstream.kernel.outbox import Outbox
 from jupyter_taskstream.kernel.publisher import Publisher
 from jupyter_taskstream.protocol import (
@@ -162,6 +163,33 @@ async def test_a_burst_of_prints_reaches_the_hub_whole_and_in_order(hub_runtime,
     assert events == expected
     assert rt.publisher.dropped_lines == 0 and rt.publisher.sent_events >= len(expected)
     assert registry.snapshot(t.id)["log_dropped"] == 0
+    await close(rt)
+
+
+async def test_batches_go_over_the_publish_socket_and_posts_take_over_when_it_breaks(
+    hub_runtime, registry, client, jp_serverapp
+):
+    rt = hub_runtime()
+    sockets = lambda: jp_serverapp.web_app.settings.get("taskstream_publish_sockets")  # noqa: E731
+
+    def chatty(name):
+        with rt.task(name) as t:
+            for i in range(200):
+                print(f"{name} {i}")
+        return t
+
+    first = await asyncio.to_thread(chatty, "before")
+    await wait_for(lambda: shown_ended(registry, first.id), message="the first task ends")
+    # The first answer said 5: everything after it went over the socket, which the hub holds.
+    assert rt.publisher.client.socket is not None and sockets()
+    assert rt.publisher.client.socket_error is None
+    close_publish_sockets(jp_serverapp.web_app.settings)  # as a stopping server does
+    second = await asyncio.to_thread(chatty, "after")
+    await wait_for(lambda: shown_ended(registry, second.id), message="the second task ends")
+    assert rt.publisher.client.socket_error is not None  # noticed on the next batch, which was POSTed
+    for t, name in ((first, "before"), (second, "after")):
+        assert await hub_log(client, t.id) == [f"{name} {i}" for i in range(200)]  # none lost, none twice
+    assert rt.publisher.dropped_lines == 0
     await close(rt)
 
 
@@ -462,3 +490,18 @@ def test_text_batches_once_the_hub_says_it_takes_them_and_json_for_an_older_one(
     assert bodies[1] == bodies[2]  # the refused text batch, resent as it was, as JSON
     got = [line for body in bodies[:1] + bodies[2:] for e in body["events"] for line in e["data"]["lines"]]
     assert got == sent and pub.dropped_lines == 0
+
+
+def test_a_hub_that_says_5_without_a_socket_gets_every_batch_posted(recording_hub):
+    # A hub that says 5 but has no socket at its URL (a proxy in front that drops WebSockets, say).
+    recording_hub.script = [(204, 5)] * 3
+    url = f"http://127.0.0.1:{recording_hub.server_port}/api"
+    pub = Publisher(url, "s", None)
+    for part in range(3):
+        pub.log_lines("t", "stdout", [f"p{part} {i}" for i in range(10)])
+        assert pub.flush(5)
+    pub.close()
+    assert recording_hub.types == [JSON_TYPE, TEXT_BATCH_TYPE, TEXT_BATCH_TYPE]
+    assert "501" in pub.client.socket_error  # http.server has no GET: the handshake failed, said once
+    got = [line for _, _, body in recording_hub.bodies for e in body["events"] for line in e["data"]["lines"]]
+    assert got == [f"p{part} {i}" for part in range(3) for i in range(10)] and pub.dropped_lines == 0
