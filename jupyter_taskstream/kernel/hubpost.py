@@ -12,9 +12,11 @@ while idle is sent once more on a new one; a repeat is safe, as every batch carr
 batches (protocol 4, see `protocol.batchbody`), then text batches, whose lines cost the
 kernel one join and one encode instead of JSON's per-line escaping.
 
-From a hub at protocol 5 on, batches travel over its publish socket (`hub.pubsocket`, one
-WebSocket, websocket-client): no HTTP request per batch, which is most of a printed line's
-way to a reader (benchmarks/ANALYSIS.md). Whenever the socket cannot be opened or breaks,
+From a hub at protocol 5 on, small batches (the common case while a task prints, up to
+`SOCKET_MAX_BYTES`) travel over its publish socket (`hub.pubsocket`, one WebSocket,
+websocket-client): no HTTP request per batch, which is most of a printed line's way to a
+reader (benchmarks/ANALYSIS.md); large ones, where a request's fixed cost does not matter
+and masking would, stay POSTs. Whenever the socket cannot be opened or breaks,
 the batch is POSTed instead (the same ``seq``: a batch the hub applied before the break is
 not applied twice), and the socket is tried again after `SOCKET_RETRY_SECONDS`.
 """
@@ -29,12 +31,16 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..protocol import JSON_TYPE, PROTOCOL_HEADER, PUBLISH_SOCKET_PATH, encode_batch
+from ..protocol import JSON_TYPE, PROTOCOL_HEADER, PUBLISH_SOCKET_PATH, TEXT_BATCH_TYPE, encode_batch
 
-__all__ = ["SOCKET_RETRY_SECONDS", "HubUnreachable", "Response", "open_client"]
+__all__ = ["SOCKET_MAX_BYTES", "SOCKET_RETRY_SECONDS", "HubUnreachable", "Response", "open_client"]
 
 #: After the publish socket failed (or could not be opened), POSTs for this long, then try again.
 SOCKET_RETRY_SECONDS = 10.0
+#: Larger batches are POSTed: a WebSocket client masks what it sends (RFC 6455), which
+#: websocket-client does in Python at ~6 ms per MB of GIL-held time, while a POST's fixed
+#: cost (~0.3 ms) is what the socket saves; at 16 KiB masking costs ~0.08 ms.
+SOCKET_MAX_BYTES = 16 * 1024
 
 
 _CLOSED_WHILE_IDLE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
@@ -67,9 +73,9 @@ class _Batches:
         raise NotImplementedError
 
     def post_batch(self, batch: dict[str, Any]) -> Response:
-        """POST a batch to ``events``, as a text batch when the hub takes them."""
+        """Send a batch to ``events``, as a text batch when the hub takes them."""
         text = self.hub_protocol >= 4
-        response = self.post("events", *encode_batch(batch, text))
+        response = self.send_batch(*encode_batch(batch, text))
         self.hub_protocol = response.protocol
         if text and response.status_code in (400, 415) and response.protocol < 4:
             # The server was replaced by one older than text batches: the same batch as JSON
@@ -77,6 +83,10 @@ class _Batches:
             response = self.post("events", *encode_batch(batch))
             self.hub_protocol = response.protocol
         return response
+
+    def send_batch(self, body: bytes, content_type: str) -> Response:
+        """One encoded batch to the hub: a POST here."""
+        return self.post("events", body, content_type)
 
 
 class _Direct(_Batches):
@@ -128,18 +138,19 @@ class _Direct(_Batches):
     #: Why the socket was last given up (for diagnostics and tests), or None.
     socket_error: str | None = None
 
-    def post_batch(self, batch: dict[str, Any]) -> Response:
-        """Over the publish socket when the hub has one; else, or when it fails, a POST."""
-        if self.hub_protocol >= 5 and time.monotonic() >= self.socket_retry_at:
+    def send_batch(self, body: bytes, content_type: str) -> Response:
+        """Over the publish socket when the hub has one and the batch is small; else a POST."""
+        if (self.hub_protocol >= 5 and content_type == TEXT_BATCH_TYPE and len(body) <= SOCKET_MAX_BYTES
+                and time.monotonic() >= self.socket_retry_at):  # fmt: skip
             try:
-                return self._over_socket(batch)
+                return self._over_socket(body)
             except Exception as e:  # noqa: BLE001 - any failure of the socket: this batch is POSTed
                 self._close_socket()
                 self.socket_error = f"{type(e).__name__}: {e}"
                 self.socket_retry_at = time.monotonic() + SOCKET_RETRY_SECONDS
-        return super().post_batch(batch)
+        return self.post("events", body, content_type)
 
-    def _over_socket(self, batch: dict[str, Any]) -> Response:
+    def _over_socket(self, body: bytes) -> Response:
         if self.socket is None:
             import websocket  # websocket-client; only a kernel whose hub has a socket imports it
 
@@ -152,14 +163,11 @@ class _Direct(_Batches):
                 skip_utf8_validation=True,
                 http_no_proxy=[self.host],  # a proxied hub gets httpx (`open_client`), never this
             )
-        body, _ = encode_batch(batch, text=True)
         self.socket.send_binary(body)
         reply = json.loads(self.socket.recv())
         answer = reply.get("body")
         data = json.dumps(answer).encode() if answer is not None else b""
-        response = Response(reply["status"], data, str(reply.get("protocol", "")))
-        self.hub_protocol = response.protocol
-        return response
+        return Response(reply["status"], data, str(reply.get("protocol", "")))
 
     def _close_socket(self) -> None:
         if self.socket is not None:
