@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -107,6 +108,25 @@ def test_a_batch_of_lines_is_one_event_per_line_in_one_pass():
     assert events[0].sse_all() == b'id: 7\nevent: log\ndata: {"stream":"stderr","text":"a","task":"t"}\n\n'
     marker = Event(11, "t", "log", {"stream": "stderr", "text": "… 2 lines dropped …", "dropped": 2})
     assert count_lines([*events, marker, Event(12, "t", "status", {"status": "running"})]) == 4
+
+
+def test_a_large_batch_is_made_with_the_collector_paused_and_leaves_it_as_it_was():
+    collections = []
+    callback = lambda phase, info: collections.append(phase)  # noqa: E731
+    gc.callbacks.append(callback)
+    try:
+        events = line_events(1, "t", {"stream": "stdout", "lines": [f"n={i}" for i in range(50_000)]}, 0)
+    finally:
+        gc.callbacks.remove(callback)
+    assert [e.text for e in events[:2]] == ["n=0", "n=1"] and events[-1].id == 50_000
+    # 50,000 tracked objects would start ~70 young collections; paused, none ran meanwhile.
+    assert collections == [] and gc.isenabled()
+    gc.disable()
+    try:
+        line_events(1, "t", {"stream": "stdout", "lines": ["x"] * 5_000}, 0)
+        assert not gc.isenabled()  # a caller's own pause is left alone
+    finally:
+        gc.enable()
 
 
 def test_extend_trims_like_append_and_runs_go_to_their_tasks_logs():
