@@ -25,7 +25,7 @@ from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import TaskStreamError
-from .eventlog import LineEvent
+from .storerows import rows_and_runs, without_trimmed
 
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
 
@@ -204,7 +204,7 @@ class SQLiteStore(TaskStore):
         in WAL mode), sparing a print() two thread wake-ups (~0.5 ms on a loaded machine);
         a larger one, or one behind queued work, goes to the writer thread, in order.
         """
-        rows, runs = _rows(events)
+        rows, runs = rows_and_runs(events)
         op = ("write", rows, tasks, last_event_id, None, None, runs)
         if (len(rows) + sum(len(r[4]) for r in runs) <= INLINE_EVENTS
                 and not any(t.get("trimmed_through") for t in tasks)
@@ -317,7 +317,7 @@ class SQLiteStore(TaskStore):
                     db.executemany(
                         "INSERT OR REPLACE INTO lines (id, last, task, stream, texts) VALUES (?, ?, ?, ?, ?)",
                         [(first, last, task, stream, json.dumps(texts, ensure_ascii=False))
-                         for first, last, task, stream, texts in runs],
+                         for first, last, task, stream, texts in without_trimmed(runs, trims)],
                     )  # fmt: skip
                     last_id = last_event_id
                 else:
@@ -382,33 +382,6 @@ def lock_exclusively(path: str) -> tuple[bool, Any]:
 
 def _first(item: tuple) -> int:
     return item[0]
-
-
-def _rows(events: list) -> tuple[list[tuple], list[list]]:
-    """``events`` as rows of the ``events`` table and runs of plain log lines for ``lines``.
-
-    A run is ``[first id, last id, task, stream, [texts]]``: lines of one task's stream with
-    consecutive ids, as a published batch leaves them. Markers and other events are rows.
-    """
-    rows: list[tuple] = []
-    runs: list[list] = []
-    run: list = [0, -1, None, None, None]
-    for e in events:
-        if type(e) is LineEvent:
-            stream, text = e.stream, e.text
-        else:
-            data = e.data
-            if e.type != "log" or len(data) != 2 or "text" not in data:
-                rows.append((e.id, e.task, e.type, json.dumps(data, ensure_ascii=False)))
-                continue
-            stream, text = data["stream"], data["text"]
-        if e.id == run[1] + 1 and e.task == run[2] and stream == run[3]:
-            run[1] = e.id
-            run[4].append(text)
-            continue
-        run = [e.id, e.id, e.task, stream, [text]]
-        runs.append(run)
-    return rows, runs
 
 
 def _settle(done: asyncio.Future, error: BaseException | None) -> None:

@@ -10,7 +10,7 @@ import sqlite3
 import httpx
 import pytest
 
-from jupyter_taskstream.hub.eventlog import Event
+from jupyter_taskstream.hub.eventlog import Event, LineEvent
 from jupyter_taskstream.hub.store import SQLiteStore, StoreError
 
 from ..conftest import wait_for
@@ -78,6 +78,25 @@ async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     state = third.open()
     third.close()
     assert state.tasks == [] and state.events == {} and state.last_event_id == 500  # ids stay used
+
+
+async def test_a_burst_longer_than_the_retention_is_stored_cut_and_loads_exactly(tmp_path):
+    """A group whose record trims inside the run it writes (a burst > retention): cut before it is written."""
+    path = str(tmp_path / "tasks.sqlite")
+    store = SQLiteStore(path=path)
+    store.open()
+    record = {"id": "b1", "name": "burst", "created": 1.0, "status": "running"}
+    await store.write([Event(i, "b1", "log", {"stream": "stdout", "text": str(i)}) for i in range(1, 101)], [record], 100)
+    burst = [LineEvent(i, "b1", "stdout", str(i)) for i in range(101, 5101)]
+    await store.write(burst, [{**record, "trimmed_through": 4000, "log_dropped": 4000}], 5100)
+    with sqlite3.connect(path) as db:
+        # One row, holding only what is kept.
+        assert db.execute("SELECT id, last, length(texts) < 10000 FROM lines").fetchall() == [(4001, 5100, 1)]
+    store.close()
+    again = SQLiteStore(path=path)
+    state = again.open()
+    again.close()
+    assert [(i, d["text"]) for i, _, d in state.events["b1"]] == [(i, str(i)) for i in range(4001, 5101)]
 
 
 async def test_small_groups_commit_on_the_loop_and_never_overtake_queued_work(tmp_path):
