@@ -30,9 +30,12 @@ from .storerows import rows_and_runs, without_trimmed
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
 
 
-#: Events (lines) a group may hold to commit on the event loop; such commits between two
-#: checkpoints by the writer thread (a few pages each: about SQLite's 1,000-page default).
-INLINE_EVENTS, INLINE_COMMITS = 64, 256
+#: Events (lines) a group may hold to commit on the event loop.
+INLINE_EVENTS = 64
+#: The writer thread checkpoints once about this much was written to the WAL since the last
+#: checkpoint (SQLite's own default: 1,000 pages of 4 KiB), counting the encoded rows and
+#: three pages per transaction (record, index, meta); commits on the loop ask it to.
+WAL_CHECKPOINT_BYTES = 4_096_000
 
 
 class StoreError(TaskStreamError, RuntimeError):
@@ -127,7 +130,9 @@ class SQLiteStore(TaskStore):
         self._db_lock = threading.Lock()  # the connection's user: the writer, or the loop
         # Ops queued (by the loop, which alone queues) and applied (by the writer): one writer each.
         self._queued = self._applied = 0
-        self._inline_commits = 0
+        #: Bytes written to the WAL since the last checkpoint, about (see WAL_CHECKPOINT_BYTES).
+        self._wal_written = 0
+        self._checkpoint_asked = False
 
     # ---- start -------------------------------------------------------------------------
 
@@ -162,6 +167,9 @@ class SQLiteStore(TaskStore):
             # NORMAL with WAL: a committed transaction survives the process being killed;
             # only an OS crash could lose the last ones, and fsync per commit would cost more.
             db.execute("PRAGMA synchronous=NORMAL")
+            # Checkpoints fsync, so only the writer thread runs them (`_writer`): SQLite's own,
+            # run by whichever commit crosses 1,000 pages, could land on the event loop.
+            db.execute("PRAGMA wal_autocheckpoint=0")
             db.executescript(_SCHEMA)
             if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
                 raise sqlite3.DatabaseError("quick_check failed")
@@ -212,16 +220,13 @@ class SQLiteStore(TaskStore):
             try:
                 if self._queued == self._applied and self._db is not None:
                     # No checkpoint here (it fsyncs; the writer runs them): the commit is a write().
-                    self._db.execute("PRAGMA wal_autocheckpoint=0")
                     try:
                         self._apply([op])
                     except Exception as e:
                         self.log.error("taskstream: writing the task database failed: %s", e)
                         raise
-                    finally:
-                        self._db.execute("PRAGMA wal_autocheckpoint=1000")
-                    self._inline_commits += 1
-                    if self._inline_commits % INLINE_COMMITS == 0:
+                    if self._wal_written > WAL_CHECKPOINT_BYTES and not self._checkpoint_asked:
+                        self._checkpoint_asked = True
                         self._enqueue(("checkpoint",))
                     return
             finally:
@@ -277,7 +282,7 @@ class SQLiteStore(TaskStore):
                                 self.log.error("taskstream: writing the task database failed (%s): %s", op[0], e)
                                 errors[id(op)] = e
                 self._applied += sum(op[0] != "stop" for op in ops)
-                if any(op[0] == "checkpoint" for op in ops):
+                if any(op[0] == "checkpoint" for op in ops) or self._wal_written > WAL_CHECKPOINT_BYTES:
                     self._checkpoint()
             for op in ops:
                 if op[0] == "write":
@@ -287,6 +292,7 @@ class SQLiteStore(TaskStore):
                 return
 
     def _checkpoint(self) -> None:
+        self._wal_written, self._checkpoint_asked = 0, False
         try:
             self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as e:  # busy or full: the WAL keeps everything, the next one retries
@@ -298,6 +304,7 @@ class SQLiteStore(TaskStore):
         db = self._db
         assert db is not None
         db.execute("BEGIN")
+        written = 3 * 4096  # the task record's page, an index page, the meta page
         try:
             trims: dict[str, int] = {}
             last_id = None
@@ -313,12 +320,14 @@ class SQLiteStore(TaskStore):
                         )
                         if record.get("trimmed_through"):
                             trims[record["id"]] = record["trimmed_through"]
-                    db.executemany("INSERT OR REPLACE INTO events (id, task, type, data) VALUES (?, ?, ?, ?)", rows)
-                    db.executemany(
-                        "INSERT OR REPLACE INTO lines (id, last, task, stream, texts) VALUES (?, ?, ?, ?, ?)",
-                        [(first, last, task, stream, json.dumps(texts, ensure_ascii=False))
-                         for first, last, task, stream, texts in without_trimmed(runs, trims)],
-                    )  # fmt: skip
+                    if rows:
+                        db.executemany("INSERT OR REPLACE INTO events (id, task, type, data) VALUES (?, ?, ?, ?)", rows)
+                        written += sum(len(row[3]) for row in rows)
+                    if runs:
+                        lines = [(first, last, task, stream, json.dumps(texts, ensure_ascii=False))
+                                 for first, last, task, stream, texts in without_trimmed(runs, trims)]  # fmt: skip
+                        db.executemany("INSERT OR REPLACE INTO lines (id, last, task, stream, texts) VALUES (?, ?, ?, ?, ?)", lines)
+                        written += sum(len(line[4]) for line in lines)
                     last_id = last_event_id
                 else:
                     task_id = op[1]
@@ -337,6 +346,7 @@ class SQLiteStore(TaskStore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._wal_written += written
 
     def _prune(self, trims: dict[str, int]) -> None:
         """Delete what the registry's logs trimmed: the events up to each record's ``trimmed_through``.

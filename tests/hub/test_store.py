@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from jupyter_taskstream.hub.eventlog import Event, LineEvent
-from jupyter_taskstream.hub.store import SQLiteStore, StoreError
+from jupyter_taskstream.hub.store import WAL_CHECKPOINT_BYTES, SQLiteStore, StoreError
 
 from ..conftest import wait_for
 from ..nbval_hub import start_hub
@@ -97,6 +97,21 @@ async def test_a_burst_longer_than_the_retention_is_stored_cut_and_loads_exactly
     state = again.open()
     again.close()
     assert [(i, d["text"]) for i, _, d in state.events["b1"]] == [(i, str(i)) for i in range(4001, 5101)]
+
+
+@pytest.mark.parametrize("on_the_loop", [True, False])
+async def test_the_wal_is_checkpointed_by_the_writer_whether_commits_run_on_the_loop_or_not(tmp_path, on_the_loop):
+    """SQLite's auto-checkpoint is off (it would fsync on the loop): the writer thread keeps the WAL bounded."""
+    path = str(tmp_path / "tasks.sqlite")
+    store = SQLiteStore(path=path)
+    store.open()
+    record = {"id": "w1", "name": "wal", "created": 1.0, "status": "running"}
+    size = 1 if on_the_loop else 100  # one line commits on the loop; a hundred go to the writer
+    for n in range(0, 200_000 if not on_the_loop else 2_000, size):
+        await store.write([LineEvent(i, "w1", "stdout", "x" * 80) for i in range(n + 1, n + 1 + size)], [record], n + size)
+    # Without checkpoints the WAL would hold every commit's pages: ~32 MB on the loop, ~50 MB off it.
+    assert os.path.getsize(path + "-wal") < 3 * WAL_CHECKPOINT_BYTES
+    store.close()
 
 
 async def test_small_groups_commit_on_the_loop_and_never_overtake_queued_work(tmp_path):
