@@ -1,11 +1,12 @@
 """The runtime's own messages, kept out of users' cells and task logs.
 
-Two sources would otherwise leak into whatever cell runs: the HTTP client the publisher and
-command listener use (httpx logs every request at INFO on ``httpx``, httpcore traces at DEBUG),
+Two sources would otherwise leak into whatever cell runs: the HTTP clients the publisher and
+command listener use (httpx logs every request at INFO on ``httpx``, httpcore traces at DEBUG,
+websocket-client logs a closed publish socket at ERROR on ``websocket``),
 and the runtime's own warnings. After ``logging.basicConfig(level=logging.INFO)`` in a notebook,
 both would reach the user's root handlers, whose stream is the running cell.
 
-- Records that httpx and httpcore emit on the runtime's threads are dropped by a filter on
+- Records that these libraries emit on the runtime's threads are dropped by a filter on
   their loggers; the same libraries used by the user's code log as before.
 - The package logger ``jupyter_taskstream`` does not propagate to the root logger and has no
   handler by default (quiet): attach one to read the runtime's warnings. Outside a kernel (a
@@ -31,8 +32,12 @@ logger = logging.getLogger("jupyter_taskstream")
 logger.propagate = False
 logger.addHandler(logging.NullHandler())
 
-#: The loggers of the HTTP client the runtime uses (httpx and each httpcore module that logs).
-HTTP_LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
+#: The loggers of the HTTP clients the runtime uses (httpx and each httpcore module that logs;
+#: websocket-client, which logs a hub's close of the publish socket at ERROR).
+HTTP_LOGGERS = (
+    "httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks",
+    "websocket",
+)  # fmt: skip
 
 _local = threading.local()
 _reported: set = set()

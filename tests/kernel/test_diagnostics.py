@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 
 import pytest
 
 from jupyter_taskstream.kernel.config import RuntimeConfig
-from jupyter_taskstream.kernel.diagnostics import logger
+from jupyter_taskstream.kernel.diagnostics import HTTP_LOGGERS, logger, quiet_thread
 from jupyter_taskstream.kernel.publisher import Publisher
 from jupyter_taskstream.kernel.runtime import Runtime
 
@@ -77,3 +78,21 @@ def test_an_unreachable_hub_shows_once_in_the_running_task_and_the_quiet_logger(
     finally:
         publisher.close(0.2)
         runtime.close(0.5)
+
+
+def test_the_http_libraries_records_are_dropped_on_the_runtimes_threads_only(root_records):
+    def emit_all():
+        for name in HTTP_LOGGERS:
+            logging.getLogger(name).error("from %s", name)
+
+    def runtime_thread():
+        quiet_thread()
+        emit_all()
+
+    thread = threading.Thread(target=runtime_thread)
+    thread.start()
+    thread.join(10)
+    assert not [r for r in root_records if r.name in HTTP_LOGGERS]
+    assert "websocket" in HTTP_LOGGERS  # the publish socket's library (kernel/hubpost.py)
+    emit_all()  # the user's own use of the same libraries logs as before
+    assert sorted(r.name for r in root_records) == sorted(HTTP_LOGGERS)
