@@ -136,3 +136,18 @@ async def test_hostile_messages_get_answers_never_a_500_and_the_socket_lives_on(
                         "events": [{"task": "h1", "type": "log", "data": {"text": "fine"}}]})  # fmt: skip
     assert ok["status"] == 204 and await task_texts(client, "h1") == ["fine"]
     ws.close()
+
+
+async def test_a_page_of_another_site_cannot_open_it_with_the_users_login_cookie(server_url, anon, token):
+    """Cross-site WebSocket hijacking: a browser sends the login cookie and its page's Origin."""
+    await anon.get("login")  # the XSRF cookie of the login form
+    r = await anon.post("login", data={"password": token, "_xsrf": anon.cookies["_xsrf"]})
+    assert r.status_code in (200, 302), r.text
+    cookie = "; ".join(f"{name}={value}" for name, value in anon.cookies.items())
+    host = server_url.split("/")[2]
+    with pytest.raises(httpclient.HTTPClientError) as refused:
+        await connect(server_url, {"Cookie": cookie, "Origin": "http://evil.example"})
+    assert refused.value.code == 404  # jupyter_server's answer to a cross-origin API request
+    ws = await connect(server_url, {"Cookie": cookie, "Origin": f"http://{host}"})  # the Jupyter page itself
+    assert (await ask(ws, {"protocol": PROTOCOL_VERSION, "events": []}))["status"] == 204
+    ws.close()
