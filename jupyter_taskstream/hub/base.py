@@ -30,6 +30,7 @@ from .store import StoreError
 __all__ = [
     "AUTH_RESOURCE",
     "ERROR_STATUS",
+    "error_status",
     "KERNEL_ID",
     "MAX_WAIT_SECONDS",
     "PUBLISHER",
@@ -54,6 +55,12 @@ ERROR_STATUS: tuple[tuple[type[TaskStreamError], int], ...] = (
     (TaskExists, 409),
     (StoreError, 503),
 )
+
+
+def error_status(exc: BaseException | None) -> int | None:
+    """The HTTP status `ERROR_STATUS` gives a domain error, or None for any other exception."""
+    return next((code for cls, code in ERROR_STATUS if isinstance(exc, cls)), None)
+
 
 PUBLISHER = User(username="taskstream-publisher", name="Kernel publisher")
 #: Query arguments: plain decimal ASCII only (``int()`` would also take ``1_0`` and other scripts' digits).
@@ -147,12 +154,10 @@ class TaskStreamHandler(SafeLogMixin, ExtensionHandlerMixin, APIHandler):
     def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
         exc_info = kwargs.get("exc_info")
         exc = exc_info[1] if exc_info else None
-        for cls, code in ERROR_STATUS:
-            if isinstance(exc, cls):
-                http_error = web.HTTPError(code, str(exc))
-                kwargs["exc_info"] = (web.HTTPError, http_error, exc_info[2])
-                status_code = code
-                break
+        code = error_status(exc)
+        if code is not None:
+            kwargs["exc_info"] = (web.HTTPError, web.HTTPError(code, str(exc)), exc_info[2])
+            status_code = code
         super().send_error(status_code, **kwargs)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:

@@ -26,7 +26,7 @@ from tornado import web, websocket
 
 from ..errors import TaskStreamError
 from ..protocol import PROTOCOL_VERSION
-from .base import AUTH_RESOURCE, ERROR_STATUS
+from .base import AUTH_RESOURCE, error_status
 from .ingest import BatchIngest
 
 __all__ = ["PublishSocket", "close_publish_sockets"]
@@ -76,17 +76,15 @@ class PublishSocket(websocket.WebSocketHandler, BatchIngest):
 
     async def on_message(self, message: str | bytes) -> None:
         """Apply one batch, then answer it (tornado reads the next message after this returns)."""
+        text_batch = isinstance(message, bytes)
+        body = message if text_batch else message.encode("utf-8", "surrogatepass")  # type: ignore[union-attr]
         try:
-            if isinstance(message, bytes):
-                answer = await self.apply_batch(self.parse_body(message, text_batch=True))
-            else:
-                answer = await self.apply_batch(self.parse_body(message.encode("utf-8", "surrogatepass")))
+            answer = await self.apply_batch(self.parse_body(body, text_batch))  # type: ignore[arg-type]
             reply: dict[str, Any] = {"status": 200, "body": answer} if answer else {"status": 204}
         except web.HTTPError as e:
             reply = {"status": e.status_code, "body": {"message": e.log_message or ""}}
         except TaskStreamError as e:
-            status = next((code for cls, code in ERROR_STATUS if isinstance(e, cls)), 400)
-            reply = {"status": status, "body": {"message": str(e)}}
+            reply = {"status": error_status(e) or 400, "body": {"message": str(e)}}
         except Exception:  # a bug: said to the kernel as a 500, with the traceback in the log only
             self.log.exception("taskstream: a batch on the publish socket failed")
             reply = {"status": 500, "body": {"message": "internal error (see the server's log)"}}
