@@ -277,13 +277,14 @@ def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Eve
     lines = data["lines"] if "lines" in data else [data["text"]]
     if limit > 0 and max(map(len, lines)) * 4 > limit:
         lines = [piece for line in lines for piece in split_utf8(line, limit)]
-    if len(lines) < _GC_PAUSE_LINES or not gc.isenabled():
-        return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
-    gc.disable()
+    paused = len(lines) >= _GC_PAUSE_LINES and gc.isenabled()
+    if paused:
+        gc.disable()
     try:
         return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
     finally:
-        gc.enable()
+        if paused:
+            gc.enable()
 
 
 def count_lines(events: list[Event]) -> int:
