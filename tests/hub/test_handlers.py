@@ -72,7 +72,7 @@ async def test_etag_and_304(client):
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
-async def test_long_poll_answers_on_the_next_event_or_after_the_wait(client):
+async def test_long_poll_answers_on_the_next_event_or_after_the_wait(client, registry):
     task = await create(client)
     url = f"{API}/tasks/{task['id']}"
     after = task["last_event_id"]
@@ -83,7 +83,9 @@ async def test_long_poll_answers_on_the_next_event_or_after_the_wait(client):
     assert loop.time() - start >= 0.29
 
     poll = asyncio.ensure_future(client.get(url, params={"wait": 30, "after": after}))
-    await asyncio.sleep(0.05)  # let the poll reach the server; it must still be waiting
+    # The poll reached the server and waits on the task's log (else the event below would
+    # answer it at once, and this would not test the wake-up).
+    await wait_for(lambda: registry.event_log(task["id"])._waiters, message="the long poll is not waiting")
     assert not poll.done()
     await publish(client, task["id"], log("wake up"))
     woken = await asyncio.wait_for(poll, 5)
