@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
 import pytest
 
 from jupyter_taskstream.errors import TaskFinished, ValidationError
 from jupyter_taskstream.protocol import (
-    TEXT_BATCH_TYPE, TaskState, decode_text_batch, encode_batch, iso_time, new_task_id, validate_event, validate_task_spec,
+    TEXT_BATCH_TYPE, JoinedLines, TaskState, decode_text_batch, encode_batch, iso_time, joined, line_chars, new_task_id,
+    validate_event, validate_task_spec,
 )  # fmt: skip
 
 SNAPSHOT_KEYS = {
@@ -201,3 +203,51 @@ def test_a_text_batch_decodes_to_the_json_batch_it_stands_for(lines):
     assert content_type == TEXT_BATCH_TYPE
     expected = json.loads(encode_batch(batch)[0])  # what the JSON form carries (U+FFFD for a lone surrogate)
     assert decode_text_batch(body) == expected
+
+
+def _line_sets() -> list[list[str]]:
+    """Even, uneven and skewed line lengths (long lines first, then many short ones), empty lines."""
+    rng = random.Random(16)
+    return [
+        ["only"], [""], ["", "", ""],
+        [f"line {i} of the output" for i in range(5000)],
+        ["x" * rng.randrange(0, 300) for _ in range(3000)],
+        ["y" * 2000] * 200 + ["z"] * 20000,
+        ["a"] * 20000 + ["b" * 5000] * 10,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("lines", _line_sets(), ids=lambda lines: f"{len(lines)}-lines")
+def test_joined_lines_read_as_the_list_they_hold(lines):
+    joined_lines = JoinedLines("\n".join(lines), len(lines))
+    assert len(joined_lines) == len(lines) and joined_lines == lines and list(joined_lines) == lines
+    assert joined(joined_lines) == "\n".join(lines) and line_chars(joined_lines) == sum(map(len, lines))
+    for k in {1, 2, 20, len(lines) - 1, len(lines), len(lines) + 5}:
+        assert joined_lines[-k:] == lines[-k:]  # the views' tail
+    rng = random.Random(len(lines))
+    for n in {1, len(lines), *(rng.randrange(1, len(lines) + 1) for _ in range(20))}:
+        end = joined_lines.end_of(n)
+        assert joined_lines.text[:end] == "\n".join(lines[:n])
+        if n < len(lines):
+            head, rest = joined_lines.cut(n)
+            assert (head, rest) == (lines[:n], lines[n:]) and isinstance(rest, JoinedLines)
+
+
+def test_joined_lines_refuse_what_they_cannot_hold():
+    with pytest.raises(ValueError, match="at least one line"):
+        JoinedLines("", 0)
+    with pytest.raises(IndexError, match="between 1 and the 2 lines"):
+        JoinedLines("a\nb", 2).end_of(3)
+
+
+@pytest.mark.parametrize("text", [False, True])
+def test_a_batch_of_joined_lines_is_the_body_of_its_list(text):
+    lines = ["é ✓ 𝄞", "", "lone \ud800 surrogate", *(f"n={i}" for i in range(100))]
+
+    def batch(held):
+        return {"protocol": 4, "seq": 1, "events": [
+            {"task": "t", "type": "log", "data": {"stream": "stdout", "lines": held}},
+            {"task": "t", "type": "status", "data": {"status": "completed"}},
+        ]}  # fmt: skip
+
+    assert encode_batch(batch(JoinedLines("\n".join(lines), len(lines))), text) == encode_batch(batch(lines), text)

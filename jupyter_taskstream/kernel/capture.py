@@ -39,6 +39,7 @@ from itertools import groupby
 from types import FrameType
 from typing import Any, Callable, TextIO
 
+from ..protocol.batchbody import Lines, joined
 from .context import current_task
 
 __all__ = [
@@ -317,12 +318,12 @@ def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
     return write_stdout if plain else write_stderr
 
 
-def echo(stream: str, lines: list[str]) -> None:
+def echo(stream: str, lines: Lines) -> None:
     """Write a task's ``lines`` to the stream they were captured from, as they would have gone."""
     router = _routers.get(stream)
     target = router.target if router is not None else None
     if target is not None:
-        target.write("\n".join(lines) + "\n")
+        target.write(joined(lines) + "\n")
 
 
 def install() -> None:

@@ -10,6 +10,8 @@ workers' lines (`workerlink`).
 
 from __future__ import annotations
 
+from ..protocol import JoinedLines
+
 __all__ = ["MAX_PARTIAL_CHARS", "LineBuffer", "no_run_over", "visible_text"]
 
 #: A partial line longer than this is emitted as a line of its own, so a writer that never
@@ -76,6 +78,16 @@ class LineBuffer:
         if tail:
             lines.extend(self.feed(tail))
         return lines
+
+    def feed_joined(self, text: str) -> list[str] | JoinedLines:
+        """`feed`, but plain lines (no carriage return; what print() writes) come back joined:
+        one count of newlines instead of a string per line. See `JoinedLines`."""
+        last = text.rfind("\n")
+        if last < 0 or self.cut or "\r" in text or "\r" in self.partial or len(text) - last > MAX_PARTIAL_CHARS:
+            return self.feed(text)
+        body = self.partial + text[:last] if self.partial else text[:last]
+        self.partial = text[last + 1 :]
+        return JoinedLines(body, text.count("\n", 0, last) + 1)
 
     def flush(self) -> str | None:
         """The pending partial line as it shows, and forget it; None when there is none."""

@@ -18,7 +18,8 @@ import threading
 from collections import deque
 from typing import Any
 
-from ..protocol import dropped_marker
+from ..protocol import JoinedLines, dropped_marker, joined, line_chars
+from ..protocol.batchbody import Lines
 
 __all__ = ["Outbox"]
 
@@ -30,9 +31,9 @@ LINE_OVERHEAD = 4
 Item = tuple[str, Any]  # ("spec", spec) or ("event", {"task", "type", "data"})
 
 
-def lines_bytes(lines: list[str]) -> int:
+def lines_bytes(lines: Lines) -> int:
     """Rough JSON size of a log event holding ``lines``."""
-    return EVENT_OVERHEAD + sum(map(len, lines)) + LINE_OVERHEAD * len(lines)
+    return EVENT_OVERHEAD + line_chars(lines) + LINE_OVERHEAD * len(lines)
 
 
 class Outbox:
@@ -68,7 +69,7 @@ class Outbox:
         self._queue.append(item)
         return self._check_room()
 
-    def put_lines(self, task_id: str, stream: str, lines: list[str]) -> bool:
+    def put_lines(self, task_id: str, stream: str, lines: Lines) -> bool:
         """Queue lines of one task and stream as one item; True if old lines were dropped."""
         item = ("event", {"task": task_id, "type": "log", "data": {"stream": stream, "lines": lines}})
         with self._lock:  # once per batch of lines, so the count of queued lines stays exact
@@ -123,7 +124,7 @@ class Outbox:
                         # Part of a batch of lines goes: its oldest.
                         self.dropped_lines += excess
                         self._mark(out, gaps, key, excess)
-                        item = ("event", {**item[1], "data": {**data, "lines": lines[excess:]}})
+                        item = ("event", {**item[1], "data": {**data, "lines": _cut(lines, excess)[1]}})
                         excess = 0
                         gaps.pop(key, None)
                     else:
@@ -157,6 +158,8 @@ class Outbox:
             specs: list[dict] = []
             events: list[dict] = []
             count, size = 0, 0
+            #: the log events' lines by index in ``events``, as queued: joined once at the end
+            runs: dict[int, list[Lines]] = {}
             while self._queue and count < self.max_batch_events and size < self.max_batch_bytes:
                 kind, payload = self._queue.popleft()
                 if kind == "spec":
@@ -181,22 +184,23 @@ class Outbox:
                     self._extra_lines += len(lines) - 1
                     break
                 if taken < len(lines):  # the rest leads the next batch
-                    rest = lines[taken:]
+                    lines, rest = _cut(lines, taken)
                     self._queue.appendleft(("event", {**payload, "data": {**payload["data"], "lines": rest}}))
                     self._extra_lines += len(rest) - 1
-                    lines = lines[:taken]
                     nbytes = lines_bytes(lines)
                 count += len(lines)
                 size += nbytes
-                last = events[-1] if events else None
+                last = len(events) - 1
                 if (
-                    last is not None and last["task"] == payload["task"] and "lines" in last["data"]
-                    and "dropped" not in last["data"]
-                    and last["data"]["stream"] == payload["data"]["stream"]
+                    last in runs and events[last]["task"] == payload["task"]
+                    and events[last]["data"]["stream"] == payload["data"]["stream"]
                 ):  # fmt: skip
-                    last["data"]["lines"] += lines  # consecutive lines of one stream: one event
+                    runs[last].append(lines)  # consecutive lines of one task's stream: one event
                 else:
-                    events.append({**payload, "data": {**payload["data"], "lines": list(lines)}})
+                    runs[len(events)] = [lines]
+                    events.append({**payload, "data": dict(payload["data"])})
+            for at, pieces in runs.items():
+                events[at]["data"]["lines"] = _concat(pieces)
         return specs, events, count
 
 
@@ -204,9 +208,27 @@ def _marker(stream: str, count: int) -> dict:
     return {"stream": stream, "text": dropped_marker(count), "dropped": count}
 
 
-def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> int:
+def _concat(pieces: list[Lines]) -> Lines:
+    """One run of lines from consecutive pieces: a list if all are, else joined text (one join)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    if any(type(piece) is JoinedLines for piece in pieces):
+        return JoinedLines("\n".join(map(joined, pieces)), sum(map(len, pieces)))
+    return [line for piece in pieces for line in piece]
+
+
+def _cut(lines: Lines, n: int) -> tuple[Lines, Lines]:
+    """The first ``n`` of ``lines`` and the rest (``0 < n < len``), joined ones still joined."""
+    if type(lines) is JoinedLines:
+        return lines.cut(n)
+    return lines[:n], lines[n:]
+
+
+def _fit(lines: Lines, count_room: int, byte_room: int, started: bool) -> int:
     """How many of ``lines`` fit in the room a batch has left (one at least, unless ``started``)."""
     n = max(min(len(lines), count_room), 1)
+    if type(lines) is JoinedLines:
+        return _fit_joined(lines, n, byte_room, started)
     if lines_bytes(lines[:n]) <= byte_room:
         return n
     size = EVENT_OVERHEAD
@@ -215,3 +237,20 @@ def _fit(lines: list[str], count_room: int, byte_room: int, started: bool) -> in
         if size > byte_room:
             return i if i or started else 1
     return n
+
+
+def _fit_joined(lines: JoinedLines, n: int, byte_room: int, started: bool) -> int:
+    """`_fit` for joined lines, by positions in the text: no string per line.
+
+    ``k`` lines ending at index ``end`` weigh ``EVENT_OVERHEAD + 1 + end + (LINE_OVERHEAD - 1) * k``
+    (`lines_bytes`: ``end - k + 1`` characters). Cut by bytes, the text is searched up to
+    what ``n`` lines' overhead leaves, so the lines found fit for sure (a few bytes early).
+    """
+    per_line = LINE_OVERHEAD - 1
+    if EVENT_OVERHEAD + 1 + lines.end_of(n) + per_line * n <= byte_room:
+        return n
+    limit = byte_room - EVENT_OVERHEAD - 1 - per_line * n
+    at = lines.text.rfind("\n", 0, limit + 1) if limit >= 0 else -1
+    if at < 0:  # not even the first line
+        return 0 if started else 1
+    return lines.text.count("\n", 0, at) + 1

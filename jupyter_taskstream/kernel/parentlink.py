@@ -27,6 +27,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..protocol import ENV_PARENT
+from ..protocol.batchbody import Lines
 from .workerside import EVENTS, FRAME, parent, send, worker_socket
 
 if TYPE_CHECKING:
@@ -112,9 +113,10 @@ class ParentPublisher:
         if etype == "status" and data.get("status") in ("completed", "failed", "cancelled"):
             self._routes.pop(task_id, None)
 
-    def log_lines(self, task_id: str, stream: str, lines: list[str]) -> None:
-        """Send captured lines of a routed task."""
-        self._send(task_id, {"lines": {"task": task_id, "stream": stream, "lines": lines}})
+    def log_lines(self, task_id: str, stream: str, lines: Lines) -> None:
+        """Send captured lines of a routed task (as a JSON list: the parent may be another version)."""
+        listed = lines if isinstance(lines, list) else list(lines)
+        self._send(task_id, {"lines": {"task": task_id, "stream": stream, "lines": listed}})
 
     def output_waiting(self, drain: Callable[[], None]) -> None:
         """Nothing: the runtime's pump splits output into lines 10 times a second, and at the end."""

@@ -36,7 +36,8 @@ import threading
 import time
 from typing import Any, Callable, Mapping
 
-from ..protocol import ENV_TOKEN, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, dropped_marker
+from ..protocol import ENV_TOKEN, LOG_STREAMS, PROTOCOL_VERSION, SECRET_HEADER, JoinedLines, dropped_marker
+from ..protocol.batchbody import Lines
 from .diagnostics import quiet_thread, report_once
 from .hubenv import hub_from_environment
 from .outbox import Outbox
@@ -176,8 +177,8 @@ class Publisher:
             return  # the hub said this task (or this process) takes no more events
         self._queued(self.outbox.put(("event", {"task": task_id, "type": etype, "data": data})))
 
-    def log_lines(self, task_id: str, stream: str, lines: list[str]) -> None:
-        """Queue captured lines of one task and stream; the list must not change afterwards."""
+    def log_lines(self, task_id: str, stream: str, lines: Lines) -> None:
+        """Queue captured lines of one task and stream; a list must not change afterwards."""
         if task_id in self._skipped or self.refused:
             return
         self._queued(self.outbox.put_lines(task_id, stream, lines))
@@ -356,7 +357,7 @@ class Publisher:
         if event.get("type") != "log" or not isinstance(data, dict) or "dropped" in data:
             return []  # progress and statuses are superseded by later ones; a marker counted already
         lines = data.get("lines")
-        count = len(lines) if isinstance(lines, list) else 1
+        count = len(lines) if isinstance(lines, (list, JoinedLines)) else 1
         self.refused_lines += count
         stream = data.get("stream") if data.get("stream") in LOG_STREAMS else "stdout"
         marker = {"stream": stream, "text": dropped_marker(count), "dropped": count}

@@ -23,6 +23,7 @@ from collections import OrderedDict, deque
 from typing import Any, Callable, Iterable, Iterator
 
 from ..errors import TaskCancelled, TaskNotFound
+from ..protocol.batchbody import Lines
 from . import capture, host
 from .commands import CommandListener
 from .config import RuntimeConfig
@@ -211,7 +212,7 @@ class Runtime:
         if self._view is not None:
             self._view(task, self.publisher is not None)
 
-    def echo(self) -> Callable[[str, list[str]], None] | None:
+    def echo(self) -> Callable[[str, Lines], None] | None:
         """What also writes a task's lines to this process's own streams, or None (``config.echo``).
 
         'auto' echoes in a runtime that shows its tasks (the default one) outside a kernel: a

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Callable
 
+from ..protocol import JoinedLines
+from ..protocol.batchbody import Lines
 from .capture import STREAMS, PendingOutput, split_runs
 from .lines import MAX_PARTIAL_CHARS, LineBuffer, no_run_over
 
@@ -28,7 +30,8 @@ class TaskLog:
     notify : callable
         Called (without blocking) by the first write after a split: someone should split.
     sink : callable
-        ``sink(stream, lines)`` for every batch of new lines.
+        ``sink(stream, lines)`` for every batch of new lines: a list, or `JoinedLines` for a
+        run of plain ones (what print() writes), which no one splits unless they must.
     """
 
     __slots__ = ("pending", "keep", "count", "echo", "_sink", "_log", "_held", "_buffers", "_last_stream")
@@ -42,7 +45,7 @@ class TaskLog:
         self.count = 0
         #: ``echo(stream, lines)`` also writes every batch of lines somewhere (the process's own
         #: streams, outside a kernel: see ``RuntimeConfig.echo``), or None.
-        self.echo: Callable[[str, list[str]], None] | None = None
+        self.echo: Callable[[str, Lines], None] | None = None
         self._sink = sink
         #: The latest lines as ``(stream, lines)`` batches; `tail_dicts` makes them dicts.
         self._log: deque[tuple[str, list[str]]] = deque()
@@ -63,8 +66,10 @@ class TaskLog:
     def split(self) -> None:
         """Turn the pending writes into log lines, in write order."""
         for stream, text in split_runs(self.pending.take()):
-            lines = self._buffers[stream].feed(text)
-            if lines:
+            lines = self._buffers[stream].feed_joined(text)
+            if type(lines) is JoinedLines:
+                self.add(stream, lines, no_run_over(lines.text, MAX_PARTIAL_CHARS))
+            elif lines:
                 # Only the first line holds text from before this run (the pending partial).
                 short = len(lines[0]) <= MAX_PARTIAL_CHARS and no_run_over(text, MAX_PARTIAL_CHARS)
                 self.add(stream, lines, short)
@@ -79,8 +84,10 @@ class TaskLog:
             if line is not None:
                 self.add(stream, [line])
 
-    def add(self, stream: str, lines: list[str], short: bool = False) -> None:
+    def add(self, stream: str, lines: Lines, short: bool = False) -> None:
         """Add complete lines of one stream; ``short`` says none is over the line limit."""
+        if not short and type(lines) is JoinedLines:
+            lines = lines.as_list()  # measured line by line below: split once
         if not short and max(map(len, lines)) > MAX_PARTIAL_CHARS:
             # One huge line would make one huge request (the hub refuses bodies over 4 MB).
             lines = [

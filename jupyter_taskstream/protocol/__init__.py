@@ -7,7 +7,7 @@ producer may publish and a user may post. `state`: the snapshot shape (`TaskStat
 bars included) and the rate/ETA estimator. `locate`: how a process outside Jupyter finds a
 server (URL forms, the runtime directory's ``jpserver-*.json``), for the client and scripts.
 `batchbody`: a publish batch's body on the wire (JSON, or a text batch with the log lines
-outside the JSON).
+outside the JSON), and `JoinedLines`, the kernel's form of a run of lines until then.
 
 Pure Python on purpose: no Jupyter, tornado or IPython imports, so both sides (and any
 other producer) agree on one definition. Times are epoch seconds passed in by the caller.
@@ -15,7 +15,16 @@ other producer) agree on one definition. Times are epoch seconds passed in by th
 
 from __future__ import annotations
 
-from .batchbody import JSON_TYPE, PROTOCOL_HEADER, TEXT_BATCH_TYPE, decode_text_batch, encode_batch
+from .batchbody import (
+    JSON_TYPE,
+    PROTOCOL_HEADER,
+    TEXT_BATCH_TYPE,
+    JoinedLines,
+    decode_text_batch,
+    encode_batch,
+    joined,
+    line_chars,
+)
 from .state import RateEstimator, TaskState, eta, rounded
 from .validate import (
     BAR_FIELDS,
@@ -53,7 +62,7 @@ from .wire import (
 )
 
 __all__ = [
-    "BAR_FIELDS", "DISPLAY_STATUSES", "JSON_TYPE", "PROTOCOL_HEADER", "TEXT_BATCH_TYPE", "decode_text_batch", "encode_batch", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
+    "BAR_FIELDS", "DISPLAY_STATUSES", "JSON_TYPE", "PROTOCOL_HEADER", "TEXT_BATCH_TYPE", "JoinedLines", "decode_text_batch", "encode_batch", "joined", "line_chars", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISH_SOCKET_PATH", "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
     "TaskState", "check_count", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",

@@ -1,10 +1,13 @@
-"""Captured text as lines: carriage returns, endless lines, the newline search."""
+"""Captured text as lines: carriage returns, endless lines, the newline search, joined runs."""
 
 from __future__ import annotations
+
+import random
 
 import pytest
 
 from jupyter_taskstream.kernel.lines import MAX_PARTIAL_CHARS, LineBuffer, no_run_over
+from jupyter_taskstream.protocol import JoinedLines
 
 
 @pytest.mark.parametrize(
@@ -49,3 +52,36 @@ def test_no_run_over_never_misses_a_long_run(size, where):
         assert longest >= 10 // 2  # it may only be unsure about runs of half the limit or more
     else:
         assert longest <= 10
+
+
+def _writes(seed: int) -> list[str]:
+    """Writes as programs make them: print()'s pieces, bars' carriage returns, endless runs."""
+    rng = random.Random(seed)
+    pieces = ["line", " ", "42", "\n", "\n\n", "", "x" * 40_000, "é𝄞\n", "tail"]
+    if seed % 2:
+        pieces += ["50%\r", "\r", "done\r\n"]
+    return ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 40))) for _ in range(200)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_feed_joined_gives_the_lines_feed_gives(seed):
+    split, joined_ = LineBuffer(), LineBuffer()
+    got_joined = []
+    want = []
+    for text in _writes(seed):
+        want += split.feed(text)
+        out = joined_.feed_joined(text)
+        assert isinstance(out, (list, JoinedLines))
+        got_joined += list(out)
+        assert (joined_.partial, joined_.cut) == (split.partial, split.cut)
+    assert got_joined == want and want
+
+
+def test_print_lines_come_joined_and_bar_lines_split():
+    buffer = LineBuffer()
+    out = buffer.feed_joined("partial ")
+    assert out == [] and buffer.partial == "partial "
+    out = buffer.feed_joined("one\ntwo\nthree\nfour")
+    assert isinstance(out, JoinedLines) and out == ["partial one", "two", "three"] and buffer.partial == "four"
+    out = buffer.feed_joined("\r 50%\r100%\n")  # a text bar: its carriage returns are rewritten
+    assert type(out) is list and out == ["100%"]

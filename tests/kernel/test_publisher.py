@@ -20,7 +20,8 @@ from jupyter_taskstream.hub.pubsocket import close_publish_sockets
 from jupyter_taskstream.kernel.outbox import Outbox
 from jupyter_taskstream.kernel.publisher import Publisher
 from jupyter_taskstream.protocol import (
-    ENV_SECRET, ENV_TOKEN, ENV_URL, JSON_TYPE, PROTOCOL_HEADER, PROTOCOL_VERSION, TEXT_BATCH_TYPE, decode_text_batch,
+    ENV_SECRET, ENV_TOKEN, ENV_URL, JSON_TYPE, PROTOCOL_HEADER, PROTOCOL_VERSION, TEXT_BATCH_TYPE, JoinedLines,
+    decode_text_batch,
 )  # fmt: skip
 from jupyter_taskstream.kernel.runtime import Runtime
 from jupyter_taskstream.kernel.config import RuntimeConfig
@@ -317,14 +318,27 @@ def test_a_retried_batch_keeps_its_seq_and_the_next_one_counts_on(recording_hub)
     assert all(b["protocol"] == PROTOCOL_VERSION for b in (first, *rest))  # every batch says what it speaks
 
 
-def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
+def held(kind: str, lines: list[str]):
+    """``lines`` as the runtime queues them: a list, or joined (print()'s plain lines)."""
+    return lines if kind == "list" else JoinedLines("\n".join(lines), len(lines))
+
+
+@pytest.mark.parametrize("kind", ["list", "joined"])
+@pytest.mark.parametrize("protocol", [3, 4], ids=["json", "text"])
+def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub, kind, protocol):
     url = f"http://127.0.0.1:{recording_hub.server_port}/api"
     pub = Publisher(url, "s", None, max_batch_events=100)
-    pub.log_lines("t", "stdout", [f"a{i}" for i in range(150)])
-    pub.log_lines("t", "stdout", [f"b{i}" for i in range(30)])
-    pub.event("t", "status", {"status": "running"})
-    pub.log_lines("t", "stderr", ["c"])
+    recording_hub.script = [(204, protocol)] * 10  # every answer says it, as a hub does
+    pub.event("t", "status", {"status": "pending"})  # the hub's answer says what it speaks
     assert pub.flush(5)
+    pub.log_lines("t", "stdout", held(kind, [f"a{i}" for i in range(150)]))
+    pub.log_lines("t", "stdout", held(kind, [f"b{i}" for i in range(30)]))
+    pub.event("t", "status", {"status": "running"})
+    pub.log_lines("t", "stderr", held(kind, ["c"]))
+    assert pub.flush(5)
+    want_type = TEXT_BATCH_TYPE if protocol == 4 else JSON_TYPE
+    assert recording_hub.types[1:] and all(t == want_type for t in recording_hub.types[1:])
+    del recording_hub.bodies[0]
     pub.close()
     sent = [e for _, _, body in recording_hub.bodies for e in body["events"]]
     bodies = [body for _, _, body in recording_hub.bodies]
@@ -333,15 +347,16 @@ def test_batches_of_lines_go_out_in_order_within_the_batch_limit(recording_hub):
     lines = [(e["data"]["stream"], line) for e in sent if e["type"] == "log" for line in e["data"]["lines"]]
     expected = [("stdout", f"a{i}") for i in range(150)] + [("stdout", f"b{i}") for i in range(30)]
     expected.append(("stderr", "c"))
-    assert lines == expected and pub.sent_events == 182
+    assert lines == expected and pub.sent_events == 183
     assert max(len(e["data"].get("lines", ())) for e in sent) == 100  # a batch of lines is one event
 
 
-def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hub):
+@pytest.mark.parametrize("kind", ["list", "joined"])
+def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hub, kind):
     url = f"http://127.0.0.1:{recording_hub.server_port}/api"
     pub = Publisher(url, "s", None, max_batch_bytes=1000)
     written = [str(i) * 300 for i in range(10)] + ["x" * 5000, "y"]
-    pub.log_lines("t", "stdout", written)
+    pub.log_lines("t", "stdout", held(kind, written))
     assert pub.flush(5)
     pub.close()
     bodies = [body for _, _, body in recording_hub.bodies]
@@ -350,9 +365,10 @@ def test_long_lines_are_batched_by_size_and_one_too_long_goes_alone(recording_hu
     assert ["x" * 5000] in batches and all(sum(map(len, b)) <= 1000 for b in batches if "x" * 5000 not in b)
 
 
-def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them():
+@pytest.mark.parametrize("kind", ["list", "joined"])
+def test_shedding_drops_the_oldest_lines_of_batches_and_counts_them(kind):
     box = Outbox(max_buffered=200)  # no sender: what is queued stays queued
-    shed = [box.put_lines("t", "stdout", [f"{b}.{i}" for i in range(50)]) for b in range(10)]
+    shed = [box.put_lines("t", "stdout", held(kind, [f"{b}.{i}" for i in range(50)])) for b in range(10)]
     items = [p["data"] for _, p in box.items()]
     queued = [line for data in items for line in data.get("lines", ())]
     assert len(queued) <= 200 and box.dropped_lines == 500 - len(queued) and any(shed)
