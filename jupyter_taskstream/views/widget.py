@@ -13,9 +13,11 @@ output to every other type and, once the kernel that held the model is gone, sho
 from __future__ import annotations
 
 import pathlib
+import threading
 from typing import Any
 
 import anywidget
+from ipywidgets import Layout
 from traitlets import Bool, Float, Int, List, Unicode, validate
 
 from ..kernel._compat import publish_under
@@ -23,7 +25,7 @@ from ..protocol import TERMINAL_STATUSES
 from .html_state import render_html
 from .meter import child_bars, child_meter, format_snapshot_lines, snapshot_meter, snapshot_status
 
-__all__ = ["TaskWidget", "display_task", "final_bundle"]
+__all__ = ["TaskWidget", "display_task", "final_bundle", "shared_layout"]
 
 STATIC = pathlib.Path(__file__).parent / "static"
 
@@ -54,6 +56,7 @@ class TaskWidget(anywidget.AnyWidget):
     def __init__(self, task: Any, *, log_lines: int | None = None, **kwargs: Any):
         if log_lines is not None:
             kwargs["log_lines"] = log_lines
+        kwargs.setdefault("layout", shared_layout())
         super().__init__(task_id=task.id, **kwargs)
         self._task = task
         self._snapshot: dict = {}
@@ -99,6 +102,25 @@ class TaskWidget(anywidget.AnyWidget):
         data["text/plain"] = "\n".join(format_snapshot_lines(self._snapshot)) if self._snapshot else repr(self)
         data["text/html"] = render_html(self._snapshot) if self._snapshot else ""
         return data, metadata
+
+
+_layout_lock = threading.Lock()
+_layout: Layout | None = None
+
+
+def shared_layout() -> Layout:
+    """The one `Layout` every task widget uses (none of them sets one).
+
+    ipywidgets gives each DOM widget a Layout model of its own, and closing the widget
+    leaves it open: each finished task would leave a model behind in the kernel and the
+    page. Sharing one also saves a task's start a model and a comm. Made again if closed
+    (``Widget.close_all()``).
+    """
+    global _layout
+    with _layout_lock:
+        if _layout is None or _layout.comm is None:
+            _layout = Layout()
+        return _layout
 
 
 def final_bundle(snapshot: dict[str, Any], log_lines: int = 20) -> dict[str, str]:

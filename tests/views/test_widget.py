@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from ipywidgets.widgets import widget as widget_module
 
 from jupyter_taskstream.errors import TaskCancelled
 from jupyter_taskstream.views.html_state import render_html
-from jupyter_taskstream.views.widget import TaskWidget
+from jupyter_taskstream.views.widget import TaskWidget, shared_layout
 
 from ..kernel_fixtures import rt, wait_until  # noqa: F401  (rt is a fixture)
 
@@ -118,3 +119,14 @@ def test_child_bars_show_indented_in_the_widget_the_final_state_and_the_console(
     assert len(lines) == 2 and lines[1].startswith(f"  {XSS}: 100%|")
     html = render_html(final)
     assert 'class="taskstream-bar"' in html and "&lt;img" in html and XSS not in html
+
+
+def test_closed_widgets_leave_no_model_behind_and_share_one_layout(rt):  # noqa: F811
+    before = set(widget_module._instances)
+    widgets = [TaskWidget(rt.task(f"t{i}")) for i in range(20)]
+    assert len({w.layout.model_id for w in widgets}) == 1 and widgets[0].layout is shared_layout()
+    for w in widgets:
+        w.close()  # as display_task does when the task ends
+    assert set(widget_module._instances) - before <= {shared_layout().model_id}
+    shared_layout().close()  # e.g. Widget.close_all(): the next widget gets an open one
+    assert TaskWidget(rt.task("after")).layout.comm is not None
