@@ -167,9 +167,18 @@ class StreamRouter:
             self.write(line)
 
     def flush(self) -> None:
-        """Flush the original stream; captured lines need no flushing."""
-        if self.target is not None:
-            self.target.flush()
+        """Flush the original stream; captured lines need no flushing.
+
+        ipykernel's flush waits for its IOPub thread even with nothing buffered (~1 ms; IPython
+        flushes both streams before every display, a task's widget included, and print(...,
+        flush=True) in a task flushes each line). When its own flags say nothing waits to be
+        sent, that wait orders nothing: sends leave that thread in the order they reach it.
+        """
+        target = self.target
+        if target is not None and (
+            getattr(target, "_flush_pending", True) or getattr(target, "_subprocess_flush_pending", True)
+        ):
+            target.flush()
 
     def __getattr__(self, name: str) -> Any:
         # Everything else (encoding, isatty, fileno, ipykernel's set_parent...) is the original's.

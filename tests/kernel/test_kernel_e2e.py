@@ -109,6 +109,29 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     assert hub(boom_id).status == "failed" and error["type"] == "ZeroDivisionError"
     assert "in boom" in error["traceback"]
 
+    # -- a task's widget waits for no IOPub round trip, yet text printed before it stays before it
+    cell = k.start(
+        "import sys\n"
+        "outstream = sys.stdout.target\n"
+        "flushes = []\n"
+        "real_flush = outstream.flush\n"
+        "outstream.flush = lambda: (flushes.append(1), real_flush())[1]\n"
+        "deadline = time.monotonic() + 10\n"
+        "while outstream._flush_pending and time.monotonic() < deadline:  # earlier output has gone\n"
+        "    time.sleep(0.01)\n"
+        "with ts.task('quiet start'): pass\n"
+        "quiet = len(flushes)\n"
+        "print('printed before')\n"
+        "with ts.task('after a print'): pass\n"
+        "outstream.flush = real_flush\n"
+        "print('flushes', quiet, len(flushes))\n"
+    )
+    await wait_for(lambda: k.idle(cell), 20)
+    assert not [m for m in k.of(cell) if m["msg_type"] == "error"]
+    assert re.search(r"flushes 0 [12]\b", k.stdout(cell)), k.stdout(cell)
+    kinds = [m["msg_type"] for m in k.of(cell) if m["msg_type"] in ("stream", "display_data")]
+    assert kinds[:3] == ["display_data", "stream", "display_data"], kinds
+
     # -- REST cancel while the shell is busy: cooperative and tight loops ----------------------
     out = await k.run(
         "ts.config.cancel_grace_period = 0.5\n"
