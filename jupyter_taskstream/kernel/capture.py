@@ -78,17 +78,31 @@ class PendingOutput:
         #: The `thread_entries` of the thread whose block owns this task (see `claim`).
         self.fast: dict[str, Any] | None = None
 
-    def take(self) -> list[str | tuple[str]]:
-        """Remove and return the chunks written so far (``lock`` held)."""
+    def take(self) -> list[tuple[str, str]]:
+        """Remove what was written so far, as ``(stream, text)`` runs in order (``lock`` held)."""
         # Cleared before reading, and the owner thread's writes routed again: a write after
         # this point notifies again, so none is stranded.
         self.waiting = False
         self._route_owner(self.fast)
         chunks = self.chunks
         n = len(chunks)
+        if not n:
+            return []
+        try:
+            # The usual case, stdout alone: joined in place. join runs no Python code, so no
+            # other thread appends during it; one that appended since ``n`` was read shows in
+            # the length, and then the copy below is taken instead. A copy of the list costs
+            # ~6 ms of the interpreter lock per 100,000 print() lines (a reference count
+            # touched twice on each of ~600,000 chunks).
+            text = "".join(chunks)  # type: ignore[arg-type]
+        except TypeError:  # stderr's 1-tuples among them
+            text = None
+        if text is not None and len(chunks) == n:
+            del chunks[:n]
+            return [("stdout", text)]
         taken = chunks[:n]
         del chunks[:n]  # not clear(): a chunk appended meanwhile stays for the next taker
-        return taken
+        return split_runs(taken)
 
     def end(self) -> None:
         """The task ended: writes go back to routing (then to `late`), from any thread."""
@@ -106,7 +120,7 @@ class PendingOutput:
         """After the end, send chunks nobody took to the streams they would have gone to."""
         with self.lock:
             taken = self.take()
-        for stream, text in split_runs(taken):
+        for stream, text in taken:
             through = router if stream == router.name else _routers.get(stream)
             if through is not None and through.target is not None:
                 through.target.write(text)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from ..protocol import JoinedLines
 from ..protocol.batchbody import Lines
-from .capture import STREAMS, PendingOutput, split_runs
+from .capture import STREAMS, PendingOutput
 from .lines import MAX_PARTIAL_CHARS, LineBuffer, no_run_over
 
 __all__ = ["TaskLog"]
@@ -65,7 +65,7 @@ class TaskLog:
 
     def split(self) -> None:
         """Turn the pending writes into log lines, in write order."""
-        for stream, text in split_runs(self.pending.take()):
+        for stream, text in self.pending.take():
             lines = self._buffers[stream].feed_joined(text)
             if type(lines) is JoinedLines:
                 self.add(stream, lines, no_run_over(lines.text, MAX_PARTIAL_CHARS))

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tqdm import tqdm
 
-from jupyter_taskstream.kernel.capture import StreamRouter
+from jupyter_taskstream.kernel.capture import PendingOutput, StreamRouter
 from jupyter_taskstream.kernel.lines import MAX_PARTIAL_CHARS
 
 from ..kernel_fixtures import lines, rt  # noqa: F401
@@ -331,11 +331,34 @@ def test_a_take_right_after_the_notice_leaves_the_next_write_to_notice_again(rt)
 
         def notify():  # what the publisher's idle sender does: take at once
             notices.append(1)
-            taken.extend(t.pending_output.take())
+            taken.extend(text for stream, text in t.pending_output.take() if stream == "stdout")
 
         t.pending_output.notify = notify
         for line in ("a", "b", "c"):
             before = len(notices)
             print(line)
             assert len(notices) > before  # this print's text was announced, not left for the pump
-        assert "".join(c for c in taken if isinstance(c, str)) == "a\nb\nc\n"
+        assert "".join(taken) == "a\nb\nc\n"
+
+
+def test_a_write_between_the_count_and_the_join_stays_for_the_next_take():
+    """`take` joins the chunk list in place; a chunk appended after it counted them (a thread
+    switch between the two) must neither be taken twice nor lost."""
+
+    class Racing(list):
+        raced = False
+
+        def __len__(self):
+            n = super().__len__()
+            if not self.raced:
+                self.raced = True
+                self.append("late\n")  # another thread's write, right after the count
+            return n
+
+    out = PendingOutput(threading.Lock(), lambda: None)
+    out.chunks = Racing(["a", "\n", ("err\n",)])
+    assert out.take() == [("stdout", "a\n"), ("stderr", "err\n")]
+    out.chunks.raced = False
+    out.chunks += ["b\n"]
+    assert out.take() == [("stdout", "late\nb\n")]  # joined, then the race: the copy is taken
+    assert out.take() == [("stdout", "late\n")] and out.take() == []
