@@ -184,15 +184,19 @@ def encode_batch(batch: dict[str, Any], text: bool = False) -> tuple[bytes, str]
 
 
 def _as_lists(batch: dict[str, Any]) -> dict[str, Any]:
-    """The batch with every log event's `JoinedLines` as a list, for JSON."""
-    events = batch.get("events") or []
-    if not any(type((event.get("data") or {}).get("lines")) is JoinedLines for event in events):
+    """The batch with every log event's `JoinedLines` as a list, for JSON (anything else as given)."""
+    events = batch.get("events")
+    if not isinstance(events, list) or not any(_joined_in(event) for event in events):
         return batch
     return {**batch, "events": [
-        {**event, "data": {**event["data"], "lines": event["data"]["lines"].as_list()}}
-        if type((event.get("data") or {}).get("lines")) is JoinedLines else event
+        {**event, "data": {**event["data"], "lines": event["data"]["lines"].as_list()}} if _joined_in(event) else event
         for event in events
     ]}  # fmt: skip
+
+
+def _joined_in(event: Any) -> bool:
+    data = event.get("data") if isinstance(event, dict) else None
+    return isinstance(data, dict) and type(data.get("lines")) is JoinedLines
 
 
 def decode_text_batch(body: bytes) -> Any:
