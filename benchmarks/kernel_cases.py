@@ -244,9 +244,10 @@ async def case2(cfg: BenchConfig) -> list[Row]:
     """100,000 print() lines inside a task (captured and published) vs the same prints to a file."""
     # Quick too: at 20,000 lines the task's fixed start and end (~20 ms) weigh against a ~20 ms file.
     n = cfg.pick(100_000, 100_000)
-    # Three pairs per run asked for: a 100 ms loop on a shared 2-core VM moves by ±20 % from
-    # one run to the next, and a ratio held to 1.2× needs more than 5 of them (~1.3 s a pair).
-    pairs = 3 * cfg.runs
+    # Three pairs per run asked for (two in quick mode, which must stay under 2 minutes): a
+    # 100 ms loop on a shared 2-core VM moves by ±20 % from one run to the next, and a ratio
+    # held to 1.2× needs more than 5 of them (~1.3 s a pair).
+    pairs = cfg.pick(3, 2) * cfg.runs
     code = _prelude() + textwrap.dedent(f"""
         import tempfile
         N = {n}
