@@ -267,6 +267,27 @@ def split_utf8(text: str, limit: int) -> list[str]:
 _GC_PAUSE_LINES = 1000
 
 
+class collector_paused:  # noqa: N801 - used as a function: ``with collector_paused():``
+    """The cyclic garbage collector off while many lasting objects are made (``when``), unless
+    the caller had it off already; one young collection's worth of work when it comes back.
+    A class, not a generator: leaving it allocates nothing, so no collection runs inside."""
+
+    __slots__ = ("paused", "when")
+
+    def __init__(self, when: bool = True):
+        self.when = when
+        self.paused = False
+
+    def __enter__(self) -> None:
+        self.paused = self.when and gc.isenabled()
+        if self.paused:
+            gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.paused:
+            gc.enable()
+
+
 def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Event]:
     """One log event per line of a validated ``log`` event's ``lines`` (or ``text``), ids from ``first_id``.
 
@@ -277,14 +298,8 @@ def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Eve
     lines = data["lines"] if "lines" in data else [data["text"]]
     if limit > 0 and max(map(len, lines)) * 4 > limit:
         lines = [piece for line in lines for piece in split_utf8(line, limit)]
-    paused = len(lines) >= _GC_PAUSE_LINES and gc.isenabled()
-    if paused:
-        gc.disable()
-    try:
+    with collector_paused(len(lines) >= _GC_PAUSE_LINES):
         return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
-    finally:
-        if paused:
-            gc.enable()
 
 
 def count_lines(events: list[Event]) -> int:

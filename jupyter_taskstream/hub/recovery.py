@@ -8,10 +8,11 @@ restart), and the app fails the ones it does not after ``restart_grace_period``.
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from ..protocol import TaskState
-from .eventlog import Event
+from .eventlog import Event, LineEvent
 from .store import LoadedState
 
 if TYPE_CHECKING:  # the registry owns a RestartRecovery; this module only calls it back
@@ -32,13 +33,13 @@ class RestartRecovery:
         gone = 0
         for record in state.tasks:
             task = TaskState.from_record(record)
-            events = [Event(event_id, task.id, etype, data) for event_id, etype, data in state.events.get(task.id, [])]
+            events = [_event(task.id, event_id, etype, data) for event_id, etype, data in state.events.get(task.id, [])]
             registry.adopt(task, events)
             gone = max(gone, task.trimmed_through)
             merged.extend(e for e in events if e.id > task.trimmed_through)
             if not task.terminal:
                 self.orphans.add(task.id)
-        merged.sort(key=lambda e: e.id)
+        merged.sort(key=attrgetter("id"))
         # The all-tasks log: the newest of them, and a trim point at the newest id known to
         # be gone, so a resume from before it gets a snapshot, not a replay across the gap.
         log = registry.all_events
@@ -63,3 +64,11 @@ class RestartRecovery:
                 failed.append(task_id)
         self.orphans.clear()
         return failed
+
+
+def _event(task_id: str, event_id: int, etype: str, data: dict) -> Event:
+    """A stored event as the hub holds a live one: a plain log line as a `LineEvent` (no dict
+    kept: a full store at the default retention is ~9 million lines, 4.5 GB as dicts)."""
+    if etype == "log" and len(data) == 2 and "stream" in data and "text" in data:
+        return LineEvent(event_id, task_id, data["stream"], data["text"])
+    return Event(event_id, task_id, etype, data)

@@ -24,7 +24,7 @@ from ..protocol import TERMINAL_STATUSES, TaskState, new_task_id
 from .commands import KernelCommands
 from .commit import CommitPipeline
 from .duplicates import BatchSequences
-from .eventlog import Event, EventLog, append_by_task, count_lines, line_events
+from .eventlog import Event, EventLog, append_by_task, collector_paused, count_lines, line_events
 from .gate import ProgressGates
 from .options import RegistryOptions
 from .recovery import RestartRecovery
@@ -309,11 +309,13 @@ class TaskRegistry(RegistryOptions):
     # ---- start and stop ------------------------------------------------------------------
 
     def load(self) -> None:
-        """Take over what the store kept from a previous run (call once, before serving)."""
-        state = self.store.open()
-        self.last_event_id = state.last_event_id
-        self._commit.start_at(state.last_event_id)
-        self._recovery.restore(self, state)
+        """Take over what the store kept from a previous run (call once, before serving);
+        the collector paused: 9.3 million stored lines took 79 s with it, 28-30 s without."""
+        with collector_paused():
+            state = self.store.open()
+            self.last_event_id = state.last_event_id
+            self._commit.start_at(state.last_event_id)
+            self._recovery.restore(self, state)
 
     @property
     def orphans(self) -> set[str]:

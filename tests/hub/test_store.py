@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import sqlite3
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from jupyter_taskstream.hub.eventlog import Event, LineEvent
+from jupyter_taskstream.hub.registry import TaskRegistry
 from jupyter_taskstream.hub.store import WAL_CHECKPOINT_BYTES, SQLiteStore, StoreError
 
 from ..conftest import wait_for
@@ -97,6 +99,33 @@ async def test_a_burst_longer_than_the_retention_is_stored_cut_and_loads_exactly
     state = again.open()
     again.close()
     assert [(i, d["text"]) for i, _, d in state.events["b1"]] == [(i, str(i)) for i in range(4001, 5101)]
+
+
+async def test_a_restart_loads_plain_lines_compactly_with_the_collector_paused(tmp_path):
+    """A full store at the default retention is millions of lines: each is loaded as the
+    compact `LineEvent` a live line is, and no collection walks the heap while they are made
+    (79 s against 28 s for 9.3 million lines)."""
+    path = str(tmp_path / "tasks.sqlite")
+    store = SQLiteStore(path=path)
+    store.open()
+    record = {"id": "r1", "name": "restart", "created": 1.0, "status": "completed"}
+    lines = [LineEvent(i, "r1", "stdout", f"line {i}") for i in range(1, 30_001)]
+    marker = Event(30_001, "r1", "log", {"stream": "stdout", "text": "… 5 lines dropped …", "dropped": 5})
+    await store.write([*lines, marker], [record], 30_001)
+    store.close()
+    registry = TaskRegistry(store=SQLiteStore(path=path), retention_events=40_000)
+    collections = []
+    callback = lambda phase, info: collections.append(phase)  # noqa: E731
+    gc.callbacks.append(callback)
+    try:
+        registry.load()
+    finally:
+        gc.callbacks.remove(callback)
+        registry.store.close()
+    assert collections == [] and gc.isenabled()
+    events = registry.event_log("r1").tail(30_001)
+    assert [type(e) for e in events[:2]] == [LineEvent, LineEvent] and events[0].data == {"stream": "stdout", "text": "line 1"}
+    assert type(events[-1]) is Event and events[-1].data["dropped"] == 5 and len(events) == 30_001
 
 
 @pytest.mark.parametrize("on_the_loop", [True, False])
