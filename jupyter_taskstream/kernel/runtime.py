@@ -96,7 +96,10 @@ class Runtime:
         self._last: Task | None = None
         self._pump = ViewPump(lambda: self.config.view_interval, clock)
         self._cell_tasks: list[Task] = []
-        self._cell_hook = False
+        #: Whether `_cell_finished` runs after each cell: None until first asked.
+        self._cell_hook: bool | None = None
+        #: A task ended in the cell's thread: its views' final calls come before the cell ends.
+        self._settle_views = False
 
     # ---- the public API, bound to this runtime ------------------------------------------
 
@@ -225,12 +228,18 @@ class Runtime:
         return capture.echo
 
     def task_finished(self, task: Task) -> None:
-        """Forget the oldest finished tasks beyond ``config.max_tasks``; wake the views."""
+        """Forget the oldest finished tasks beyond ``config.max_tasks``; wake the views.
+
+        A task that ends in a cell's own thread has its final state shown before the cell
+        ends (see `_cell_finished`): nbclient and papermill save what arrived by then.
+        """
         with self._lock:
             self._finished.append(task.id)
             while len(self._finished) > self.config.max_tasks:
                 self._tasks.pop(self._finished.popleft(), None)
         self._pump.wake()
+        if threading.current_thread() is threading.main_thread() and self._cell_hooked():
+            self._settle_views = True
 
     def pump_task(self, task: Task) -> None:
         """Have the pump visit ``task`` (it has watchers, or a cancel to show)."""
@@ -258,13 +267,14 @@ class Runtime:
 
     def adopt_cell_task(self, task: Task) -> None:
         """A progress() loop's own task started by a cell: fail it if the cell raises."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        if not self._cell_hook:
-            self._cell_hook = True
-            if not host.on_cell_error(self._cell_finished):
-                return
-        self._cell_tasks.append(task)
+        if threading.current_thread() is threading.main_thread() and self._cell_hooked():
+            self._cell_tasks.append(task)
+
+    def _cell_hooked(self) -> bool:
+        """`_cell_finished` runs after each IPython cell (registered once); False outside IPython."""
+        if self._cell_hook is None:
+            self._cell_hook = host.on_cell_error(self._cell_finished)
+        return self._cell_hook
 
     def handle_command(self, event: str, data: dict) -> None:
         """Act on a hub command: ``cancel`` {task} or ``start`` {task, name, code}."""
@@ -320,6 +330,9 @@ class Runtime:
         thread.start()
 
     def _cell_finished(self, error: BaseException | None) -> None:
+        if self._settle_views:
+            self._settle_views = False
+            self._pump.settle(1.0)
         tasks, self._cell_tasks = self._cell_tasks, []
         if error is None:
             return

@@ -32,6 +32,9 @@ class ViewPump:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        #: Passes started and passes done, for `settle`.
+        self._passes = threading.Condition()
+        self._started = self._done = 0
 
     def add(self, task: Task) -> None:
         """Visit ``task`` until it has ended and every watcher had its final call."""
@@ -46,6 +49,16 @@ class ViewPump:
     def wake(self) -> None:
         """Run a pass now (e.g. a task just ended)."""
         self._wake.set()
+
+    def settle(self, timeout: float) -> bool:
+        """Wait, at most ``timeout`` seconds, for a whole pass that starts after now: watchers
+        of tasks that just ended have had their final call when it returns True."""
+        if self._thread is None or self._thread is threading.current_thread():
+            return True
+        with self._passes:
+            target = self._started + 1
+            self._wake.set()
+            return self._passes.wait_for(lambda: self._done >= target, timeout)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the thread after a last pass."""
@@ -76,7 +89,13 @@ class ViewPump:
     def _run(self) -> None:
         while True:
             self._wake.clear()
+            with self._passes:
+                self._started += 1
+                started = self._started
             busy = self.run_once()
+            with self._passes:
+                self._done = started
+                self._passes.notify_all()
             if self._stopped:
                 return
             self._wake.wait(self._interval() if busy else None)

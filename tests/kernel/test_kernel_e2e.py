@@ -132,6 +132,20 @@ async def _scenario(k: KernelSession, client, registry, kernel_id, manager) -> N
     kinds = [m["msg_type"] for m in k.of(cell) if m["msg_type"] in ("stream", "display_data")]
     assert kinds[:3] == ["display_data", "stream", "display_data"], kinds
 
+    # -- a task that ends in the cell shows its final state before the cell ends (nbclient and
+    # papermill save what arrived by the cell's idle), even when a view takes its time --------
+    cell = k.start(
+        "def slow_final(snapshot):\n"
+        "    if snapshot['status'] == 'completed':\n"
+        "        time.sleep(0.3)\n"
+        "        print('final state shown')\n"
+        "with ts.task('slow view') as t:\n"
+        "    t.watch(slow_final)\n"
+    )
+    await wait_for(lambda: k.idle(cell), 20)
+    kinds = [(m["msg_type"], m["content"].get("text", m["content"].get("execution_state"))) for m in k.of(cell)]
+    assert ("stream", "final state shown\n") in kinds[: kinds.index(("status", "idle"))], kinds
+
     # -- REST cancel while the shell is busy: cooperative and tight loops ----------------------
     out = await k.run(
         "ts.config.cancel_grace_period = 0.5\n"
