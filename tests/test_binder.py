@@ -2,11 +2,13 @@
 
 A fresh virtual environment gets binder/requirements.txt and then runs binder/postBuild from
 the repository root; a jupyter server from that environment is the hub, and the tutorials run
-in kernels of that environment. About a minute: it is a full install.
+in kernels of that environment. About a minute: it is a full install. And README's first
+command's extra (``.[lab]``) must install what the tutorials import, checked from their code.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import pathlib
@@ -14,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import urllib.request
 
 import pytest
@@ -69,3 +72,40 @@ def test_binder_environment_builds_and_runs_the_tutorials(tmp_path):
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _tutorial_imports() -> set[str]:
+    """The top-level modules the tutorials import (magics and shell lines left out)."""
+    names: set[str] = set()
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            lines = "".join(cell["source"]).splitlines()
+            code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
+            for node in ast.walk(ast.parse(code)):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names
+
+
+def _requirement_names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[\s\[<>=!~;]", r.strip(), maxsplit=1)[0].lower().replace("_", "-") for r in requirements if r.strip()}
+
+
+def test_the_readme_install_and_binder_both_install_what_the_tutorials_import():
+    """README's first command installs ``.[lab]`` and opens the tutorials: every module they
+    import must come with it (and with Binder's environment), not only with the test extra."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lab = _requirement_names(project["dependencies"] + project["optional-dependencies"]["lab"])
+    binder_lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    # postBuild installs this package itself, so its own dependencies come with it there too.
+    binder = _requirement_names([line for line in binder_lines if not line.lstrip().startswith("#")]
+                                + project["dependencies"])  # fmt: skip
+    third_party = _tutorial_imports() - set(sys.stdlib_module_names) - {"jupyter_taskstream"}
+    assert {"tqdm", "dask", "httpx"} <= third_party  # what the check is about: it sees the imports
+    needed = {name.lower().replace("_", "-") for name in third_party}  # module names are their distributions' here
+    assert needed - lab == set(), "add to the lab extra in pyproject.toml"
+    assert needed - binder == set(), "add to binder/requirements.txt"
