@@ -100,14 +100,15 @@ async def test_sync_client_same_methods(server_url, token, clean_env):
     assert task_id
 
 
-async def test_wait_blocks_until_the_end_and_times_out(server_url, token, clean_env):
+async def test_wait_blocks_until_the_end_and_times_out(server_url, token, clean_env, registry):
     async with AsyncClient(server_url, token) as hub:
         task = await hub.create("slow")
         with pytest.raises(WaitTimeout) as info:
             await hub.wait(task.id, timeout=0.3)
         assert isinstance(info.value, TimeoutError) and "still pending" in str(info.value)
         waiter = asyncio.ensure_future(hub.wait(task.id, timeout=10))
-        await asyncio.sleep(0.2)
+        # Its long poll waits on the task's log: the wait really blocks, not merely has not run yet.
+        await wait_for(lambda: registry.event_log(task.id)._waiters, message="the wait's long poll is not waiting")
         assert not waiter.done()
         await task.finish("done")
         assert (await asyncio.wait_for(waiter, 10))["status"] == "completed"
