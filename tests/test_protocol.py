@@ -171,6 +171,7 @@ def test_extreme_counts_never_make_a_snapshot_unencodable():
     import json
 
     from jupyter_taskstream.protocol import TaskState
+    from jupyter_taskstream.protocol.validate import MAX_COUNT
 
     fast = TaskState("a", "n", now=0.0, total=1e308)
     fast.apply("progress", {"current": 0}, 0.0)
@@ -180,10 +181,20 @@ def test_extreme_counts_never_make_a_snapshot_unencodable():
     # Found by schemathesis in CI: the largest float rounded to 4 digits overflows to inf.
     largest = TaskState("c", "n", now=0.0, total=1)
     largest.apply("progress", {"current": 2.0, "rate": 1.7976931348623157e308}, 1.0)
-    for task in (fast, slow, largest):
+    # Found by schemathesis in CI: 1e308 counted in 0.915 s is a finite rate past the contract's 1e308.
+    past = TaskState("d", "n", now=0.0, total=1e308)
+    past.apply("progress", {"current": 0}, 0.0)
+    past.apply("progress", {"current": 1e308}, 0.915)
+    edge = TaskState("e", "n", now=0.0, total=1)
+    edge.apply("progress", {"current": 2.0, "rate": 9.99999e307}, 1.0)
+    for task in (fast, slow, largest, past, edge):
         json.dumps(task.snapshot(), allow_nan=False)
-    assert largest.progress()["rate"] == 1.7976931348623157e308
+        for key in ("rate", "eta"):
+            value = task.progress()[key]
+            assert value is None or 0 <= value <= MAX_COUNT, (task.id, key, value)
+    assert largest.progress()["rate"] is None and past.progress()["rate"] is None
     assert fast.progress()["rate"] is None and slow.progress()["eta"] is None
+    assert edge.progress()["rate"] == MAX_COUNT  # rounded to 4 digits, not past the range
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ import math
 import threading
 from typing import Any, Callable
 
-from ..protocol import RateEstimator, eta, rounded
+from ..protocol import RateEstimator, eta, eta_shown, rate_shown
 
 __all__ = ["MAIN", "Bar", "BarSet", "MainBar", "current_bar"]
 
@@ -66,7 +66,6 @@ class Bar:
 
     def state(self) -> dict[str, Any]:
         """The bar in the protocol's shape (see ``protocol.BAR_FIELDS``)."""
-        rate = None if self.rate is None or not math.isfinite(self.rate) else rounded(self.rate)
         left = None if self.closed else eta(self.current, self.total, self.rate)
         return {
             "id": self.id,
@@ -75,8 +74,8 @@ class Bar:
             "current": self.current,
             "total": self.total,
             "unit": self.unit,
-            "rate": rate,
-            "eta": None if left is None else round(left, 1),
+            "rate": rate_shown(self.rate),
+            "eta": eta_shown(left),
             "postfix": self.postfix,
             "leave": self.leave,
             "closed": self.closed,

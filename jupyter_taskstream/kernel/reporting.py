@@ -16,7 +16,7 @@ import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import TaskCancelled
-from ..protocol import RateEstimator, TaskState, eta
+from ..protocol import RateEstimator, TaskState, eta, eta_shown, rate_shown
 
 if TYPE_CHECKING:
     from .publisher import Publisher
@@ -96,10 +96,11 @@ class Reporter:
             data["bars"] = bars
         if state.message:
             data["message"] = state.message
-        if state.rate is not None:
-            data["rate"] = state.rate
-        if state.eta is not None:
-            data["eta"] = state.eta
+        # As the snapshot shows them: a measure past the contract's range is not sent (the hub refuses it).
+        if (rate := rate_shown(state.rate)) is not None:
+            data["rate"] = rate
+        if (left := eta_shown(state.eta)) is not None:
+            data["eta"] = left
         self.publisher.event(self.task_id, "progress", data)
 
 

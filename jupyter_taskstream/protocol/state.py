@@ -11,10 +11,10 @@ import math
 
 
 from ..errors import TaskFinished
-from .validate import BAR_FIELDS, MAX_BARS
+from .validate import BAR_FIELDS, MAX_BARS, MAX_COUNT
 from .wire import RATE_SMOOTHING, TERMINAL_STATUSES, display_status, iso_time
 
-__all__ = ["RateEstimator", "TaskState", "eta", "rounded"]
+__all__ = ["RateEstimator", "TaskState", "eta", "eta_shown", "rate_shown", "rounded"]
 
 
 def rounded(value: float) -> float:
@@ -60,6 +60,27 @@ def eta(current: float, total: float | None, rate: float | None) -> float | None
     if not rate or total is None:
         return None
     return max(total - current, 0) / rate
+
+
+def _in_contract(value: float | None) -> float | None:
+    # Finite inputs can still divide into infinity or past `MAX_COUNT` (a count of 1e308 in
+    # a millisecond, a rate of 5e-324): such a measure is unknown, not a value the contract
+    # (openapi.json: 0 to 1e308) cannot carry and a reader's parser may turn into infinity.
+    if value is None or not math.isfinite(value) or not 0 <= value <= MAX_COUNT:
+        return None
+    return value
+
+
+def rate_shown(rate: float | None) -> float | None:
+    """A measured rate as readers get it: 4 significant digits, or None when out of the contract's range."""
+    rate = _in_contract(rate)
+    return None if rate is None else min(rounded(rate), MAX_COUNT)
+
+
+def eta_shown(seconds: float | None) -> float | None:
+    """Seconds left as readers get them: to a tenth, or None when out of the contract's range."""
+    seconds = _in_contract(seconds)
+    return None if seconds is None else round(seconds, 1)
 
 
 
@@ -140,10 +161,8 @@ class TaskState:
             self.current = data["current"]
             if "eta" in data:
                 self.eta = data["eta"]
-            elif self.rate and self.total is not None:
-                self.eta = max(self.total - self.current, 0) / self.rate
             else:
-                self.eta = None
+                self.eta = eta(self.current, self.total, self.rate)
             for bar in data.get("bars", ()):
                 self._apply_bar(bar)
         elif etype == "log":
@@ -198,18 +217,13 @@ class TaskState:
             fraction = 1.0 if self.terminal else 0.0
         # Measured values to the precision anyone reads them: a 16-digit float is a third of
         # a progress event's bytes on the wire, and SSE's cost per update is mostly bytes.
-        # Finite inputs can still divide into infinity (a count of 1e308 in a millisecond, a
-        # rate of 5e-324): such a rate or ETA is unknown, not a value JSON cannot carry, which
-        # would fail every snapshot that includes this task.
-        rate = self.rate if self.rate is not None and math.isfinite(self.rate) else None
-        eta = self.eta if self.eta is not None and math.isfinite(self.eta) else None
         return {
             "current": self.current,
             "total": total,
             "fraction": None if fraction is None else round(fraction, 4),
             "unit": self.unit,
-            "rate": None if rate is None else rounded(rate),
-            "eta": None if eta is None else round(eta, 1),
+            "rate": rate_shown(self.rate),
+            "eta": eta_shown(self.eta),
         }
 
     def snapshot(self) -> dict:

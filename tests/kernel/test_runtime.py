@@ -564,3 +564,17 @@ def ts_task(name, runtime):
     from jupyter_taskstream.kernel.task import Task
 
     return Task(name, runtime=runtime)
+
+
+def test_a_bar_sends_no_rate_or_eta_past_the_contracts_range():
+    """What the hub refuses (openapi.json: 0 to 1e308) is not sent: such a measure is unknown."""
+    from jupyter_taskstream.kernel.bars import Bar
+    from jupyter_taskstream.protocol import validate_bars
+
+    bar = Bar("b1", "main", "fast", total=1e308, unit="it", leave=True)
+    bar.current, bar.rate = 1e308, 1.093e308  # 1e308 counted in 0.915 s
+    slow = Bar("b2", "main", "slow", total=1e308, unit="it", leave=True)
+    slow.rate = 0.5  # 2e308 seconds left
+    states = [bar.state(), slow.state()]
+    assert states[0]["rate"] is None and states[1]["eta"] is None and states[1]["rate"] == 0.5
+    validate_bars(states, "bars", [])
