@@ -15,7 +15,7 @@ writes, so this path is kept to a context lookup and a list append, with no lock
 plain ``with task:`` block (and a `run` thread's body) it is cheaper still: the block *owns*
 its thread (`claim`), and once a write has told the sender that output is waiting, this
 thread's ``sys.stdout.write`` *is* the C ``append`` of the task's chunk list, found without
-running any Python code (see `_router`), so print() costs about what it costs on a
+running any Python code (see `StreamRouter`), so print() costs about what it costs on a
 file; each `PendingOutput.take` puts the routing function back, so the next write tells the
 sender again. Blocks whose frame can suspend (generators, coroutines) never own a thread:
 code of other contexts could run in it meanwhile. On that path ``sys.stdout.write``
@@ -30,9 +30,9 @@ so a tqdm text bar stays one line.
 
 from __future__ import annotations
 
-import functools
 import inspect
 import logging
+import operator
 import sys
 import threading
 from itertools import groupby
@@ -140,27 +140,46 @@ def split_runs(chunks: list[str | tuple[str]]) -> list[tuple[str, str]]:
     ]
 
 
-class StreamRouter:
+class StreamRouter(threading.local):
     """Stands in for ``sys.stdout`` or ``sys.stderr``: task output to the task, the rest through.
 
-    Made by `_router`, which gives each one a class of its own whose ``write`` is read from
-    the calling thread's entries (see `thread_entries`).
+    A `threading.local`: each thread's attributes are its entries (see `thread_entries`), so
+    print()'s lookup of ``write``, once per piece it writes, is one lookup in the thread's
+    dict with no Python code run, and in a thread a task's block owns it finds the chunk
+    list's C ``append``. What the threads share (the name, the original stream, an assigned
+    ``write``, any attribute set on the router) lives on the router's own class, which
+    `_router` makes; so do the original stream's other attributes (``encoding``, ``fileno``,
+    ipykernel's ``set_parent``...), as properties. A ``__getattr__`` would pass those on
+    more simply, but it sends every lookup, ``write`` included, through a Python-level
+    hook: print() to the router took 2.7× as long as with the properties (micro-benchmark
+    in benchmarks/ANALYSIS.md).
     """
 
-    write: Callable[[str], Any]
-    #: Per thread, the entries `thread_entries` makes.
-    _writes: threading.local
+    #: Shared by all threads: on the class `_router` makes.
+    name: str
+    #: The stream that was installed before; output outside tasks goes there.
+    target: TextIO | None
+    #: A ``write`` somebody assigned to the stream (IPython 9 tees each cell's output into
+    #: its history this way): output outside tasks goes through it. Task output does not:
+    #: it is the task's, not the cell's.
+    outside: Callable[[str], Any] | None = None
     #: The routing function of `_router_write`, the same in every thread.
     _route: Callable[[str], Any]
 
-    def __init__(self, name: str, target: TextIO | None):
-        self.name = name
-        #: The stream that was installed before; output outside tasks goes there.
-        self.target = target
-        #: A ``write`` somebody assigned to the stream (IPython 9 tees each cell's output
-        #: into its history this way): output outside tasks goes through it. Task output
-        #: does not: it is the task's, not the cell's.
-        self.outside: Callable[[str], Any] | None = None
+    def __init__(self) -> None:
+        # threading.local runs this once in each thread, at the thread's first use.
+        route = self._route
+        self.__dict__.update(write=route, route=route, owner=None, teeing=False, thread=threading.get_ident())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # ``stream.write = f`` is `_assign_write`; any other attribute is shared, as on any object.
+        if name == "write":
+            self._assign_write(value)
+        else:
+            setattr(type(self), name, property(lambda _: value))  # as set: a function stays unbound
+
+    def __delattr__(self, name: str) -> None:
+        delattr(type(self), name)
 
     def _assign_write(self, value: Callable[[str], Any]) -> None:
         """``stream.write = f``: ``f`` sees output outside tasks; assigning back one of this
@@ -170,10 +189,6 @@ class StreamRouter:
         owner = thread_entries(self)["owner"]
         ours = value is self._route or (owner is not None and getattr(value, "__self__", None) is owner.chunks)
         self.outside = None if ours else value
-
-    def __call__(self, text: str) -> Any:
-        # What ``write`` is in a thread without entries yet (getattr's default): make them.
-        return thread_entries(self)["write"](text)
 
     def writelines(self, lines: Any) -> None:
         """Write each string of ``lines``."""
@@ -194,44 +209,35 @@ class StreamRouter:
         ):
             target.flush()
 
-    def __getattr__(self, name: str) -> Any:
-        # Everything else (encoding, isatty, fileno, ipykernel's set_parent...) is the original's.
-        if self.target is None:
-            raise AttributeError(name)
-        return getattr(self.target, name)
-
     def __repr__(self) -> str:
         return f"<StreamRouter {self.name} -> {self.target!r}>"
 
 
 def _router(name: str, target: TextIO | None) -> StreamRouter:
-    """A router for ``sys.<name>``, its ``write`` looked up per thread without Python code.
+    """A router for ``sys.<name>`` in front of ``target``, with a class of its own (see `StreamRouter`).
 
-    print() looks ``write`` up on the stream for every piece it writes. A property whose
-    getter is ``functools.partial(getattr, writes, "write")`` is C all the way down to the
-    thread-local entry, so a thread owned by a task reaches the chunk list's ``append``
-    directly (a plain ``threading.local``: a subclass of it costs more per lookup). In a
-    thread without entries, getattr's third argument, the router, is the answer: its
-    ``__call__`` makes them. The getter cannot reach the instance in C, hence one class per
-    router.
+    The original's attributes are those it has now: one it gains later is not seen through
+    the router (ipykernel's and io's streams set theirs when made).
     """
-    router = StreamRouter(name, target)
-    router._route = _router_write(router, name == "stdout")
-    router._writes = writes = threading.local()
-    getter = functools.partial(getattr, writes, "write")
-    router.__class__ = type("StreamRouter", (StreamRouter,), {"write": property(getter, StreamRouter._assign_write)})
+    own = {*dir(StreamRouter), "write"}  # ``write`` is each thread's own
+    passed = {
+        attr: property(operator.attrgetter(f"target.{attr}"))
+        for attr in (dir(target) if target is not None else ())
+        if attr not in own and not (attr.startswith("__") and attr.endswith("__"))
+    }
+    cls = type("StreamRouter", (StreamRouter,), {**passed, "name": name, "target": target})
+    router = cls.__new__(cls)  # `_router_write` needs the router; `__init__` needs its write
+    cls._route = staticmethod(_router_write(router, name == "stdout"))
+    router.__init__()
     return router
 
 
 def thread_entries(router: StreamRouter) -> dict[str, Any]:
-    """The calling thread's entries of ``router``, made on first use: ``write`` (what the
-    stream's ``write`` is in this thread: ``route``, or the C ``append`` of the chunk list of
-    ``owner``, the `PendingOutput` whose block owns the thread), ``teeing`` (inside
-    `StreamRouter.outside`) and ``thread`` (the thread's ident)."""
-    entries = router._writes.__dict__
-    if "write" not in entries:
-        entries.update(write=router._route, route=router._route, owner=None, teeing=False, thread=threading.get_ident())
-    return entries
+    """The calling thread's entries of ``router``: ``write`` (what the stream's ``write`` is
+    in this thread: ``route``, or the C ``append`` of the chunk list of ``owner``, the
+    `PendingOutput` whose block owns the thread), ``teeing`` (inside `StreamRouter.outside`)
+    and ``thread`` (the thread's ident)."""
+    return router.__dict__
 
 
 def claim(out: PendingOutput, frame: FrameType | None) -> tuple | None:
@@ -268,9 +274,8 @@ def release(out: PendingOutput, token: tuple | None) -> None:
 def _router_write(router: StreamRouter, plain: bool) -> Callable[[str], int]:
     """The ``write`` of one router: a closure, because it runs several times per print().
 
-    The router defines ``__getattr__`` (to pass everything else to the original stream),
-    which keeps CPython from specializing attribute lookups on it; closure variables cost
-    nothing. In a task, the usual write is a type check, one list append and one test of
+    Attribute lookups on a `threading.local` are never specialized by CPython; closure
+    variables cost nothing. In a task, the usual write is a type check, one list append and one test of
     two flags (see `PendingOutput`); stdout and stderr get a function each, so neither
     tests which one it is.
     """

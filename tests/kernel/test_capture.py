@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from tqdm import tqdm
 
-from jupyter_taskstream.kernel.capture import PendingOutput, StreamRouter
+from jupyter_taskstream.kernel.capture import PendingOutput, StreamRouter, _router, thread_entries
 from jupyter_taskstream.kernel.lines import MAX_PARTIAL_CHARS
 
 from ..kernel_fixtures import lines, rt  # noqa: F401
@@ -37,6 +37,50 @@ def test_print_in_a_task_goes_to_its_log_and_outside_goes_through(rt, capsys):
     assert out.out == "before\nafter\n" and out.err == ""
     assert t.snapshot()["log"] == [{"stream": "stdout", "text": "inside"}, {"stream": "stderr", "text": "err"}]
     assert isinstance(sys.stdout, StreamRouter) and isinstance(sys.stderr, StreamRouter)
+
+
+def test_a_router_passes_the_originals_attributes_and_shares_its_own_across_threads():
+    """The router is a `threading.local` (print()'s ``write`` lookup is the thread's own);
+    everything but the per-thread entries must behave like one object's attributes."""
+
+    class Original(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.session = "kernel session"  # an instance attribute, as ipykernel's OutStream has
+            self.parent = None
+
+        def set_parent(self, parent):
+            self.parent = parent
+
+    original = Original()
+    router = _router("stdout", original)
+    router.write("outside any task\n")
+    router.set_parent({"msg_id": "m1"})
+    assert original.getvalue() == "outside any task\n" and original.parent == {"msg_id": "m1"}
+    assert router.session == "kernel session" and router.encoding == original.encoding
+    assert router.getvalue() == original.getvalue() and not router.isatty()
+
+    def marker(text):
+        return text
+
+    router.marker = marker
+    seen = {}
+
+    def elsewhere():
+        seen.update(marker=router.marker, session=router.session, thread=thread_entries(router)["thread"])
+        seen["write"] = router.write
+        router.session = "set in another thread"
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(10)
+    assert seen["marker"] is marker and seen["session"] == "kernel session"  # shared, and a function stays unbound
+    assert seen["thread"] == thread.ident != thread_entries(router)["thread"]
+    assert seen["write"] is router.write  # the routing function, the same in every thread
+    assert router.session == "set in another thread" and original.session == "kernel session"
+    del router.marker
+    with pytest.raises(AttributeError):
+        router.marker
 
 
 def test_logging_handlers_made_after_and_before_install_are_routed(rt, monkeypatch):
