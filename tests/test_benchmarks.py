@@ -42,3 +42,15 @@ def test_fanout_case_runs_and_writes_results(tmp_path):
     markdown = (tmp_path / "RESULTS.md").read_text()
     assert "## Case 4" in markdown and "| metric |" in markdown
     assert "| server CPU per delivered event | not measured |" in markdown
+
+
+def test_the_write_lookup_diagnostic_prints_every_design(capsys):
+    """``python -m benchmarks.write_lookup``: the numbers ANALYSIS.md quotes come from it."""
+    from benchmarks import write_lookup
+
+    write_lookup.main(["1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("100,000 print() lines")
+    rows = {line.split("  ")[0].strip(): line for line in out[1:]}
+    assert set(rows) == set(write_lookup.streams([]))
+    assert all("× the file" in line for line in rows.values())

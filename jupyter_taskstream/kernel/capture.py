@@ -151,8 +151,7 @@ class StreamRouter(threading.local):
     `_router` makes; so do the original stream's other attributes (``encoding``, ``fileno``,
     ipykernel's ``set_parent``...), as properties. A ``__getattr__`` would pass those on
     more simply, but it sends every lookup, ``write`` included, through a Python-level
-    hook: print() to the router took 2.7× as long as with the properties (micro-benchmark
-    in benchmarks/ANALYSIS.md).
+    hook (``python -m benchmarks.write_lookup`` compares the designs).
     """
 
     #: Shared by all threads: on the class `_router` makes.
