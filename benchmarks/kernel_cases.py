@@ -287,7 +287,8 @@ async def case2(cfg: BenchConfig) -> list[Row]:
         _report(**res)
     """)
     # Retention above the line count, so the log endpoint can prove every line arrived.
-    with HubServer(retention_events=4 * n, retention_all_events=(cfg.warmup + cfg.runs + 1) * 2 * n) as hub:
+    with HubServer(retention_events=4 * n, retention_all_events=(cfg.warmup + cfg.runs + 1) * 2 * n,
+                   retention_finished_events=(cfg.warmup + pairs + 1) * 2 * n) as hub:
         kernel = Kernel(hub).start()
         try:
             res = await asyncio.to_thread(kernel.execute, code, 400)

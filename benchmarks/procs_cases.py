@@ -75,7 +75,8 @@ async def case14(cfg: BenchConfig) -> list[Row]:
         _report(**res)
     """)
     runs = cfg.warmup + cfg.runs
-    with HubServer(retention_events=4 * n, retention_all_events=(runs + 1) * 2 * n) as hub:
+    with HubServer(retention_events=4 * n, retention_all_events=(runs + 1) * 2 * n,
+                   retention_finished_events=(runs + 1) * 2 * n) as hub:
         kernel = Kernel(hub).start()
         try:
             res = await asyncio.to_thread(kernel.execute, code, 600)

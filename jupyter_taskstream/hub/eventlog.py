@@ -126,12 +126,18 @@ class EventLog:
     def _trim(self) -> None:
         # Trim in chunks so appends stay O(1) amortized; the log keeps at least `retention`.
         if len(self._events) > self.retention + max(16, self.retention // 8):
-            cut = len(self._events) - self.retention
-            self.trimmed_through = self._ids[cut - 1]
-            if self._on_trim is not None:
-                self._on_trim(self._events[:cut])
-            del self._events[:cut]
-            del self._ids[:cut]
+            self.keep_last(self.retention)
+
+    def keep_last(self, n: int) -> None:
+        """Trim to the newest ``n`` events now (counted by ``on_trim``, as every trim)."""
+        cut = len(self._events) - max(n, 0)
+        if cut <= 0:
+            return
+        self.trimmed_through = self._ids[cut - 1]
+        if self._on_trim is not None:
+            self._on_trim(self._events[:cut])
+        del self._events[:cut]
+        del self._ids[:cut]
 
     def extend(self, events: list[Event], wake: bool = True) -> None:
         """`append` for events in increasing id order (a batch), in one step."""

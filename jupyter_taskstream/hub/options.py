@@ -31,6 +31,14 @@ class RegistryOptions(LoggingConfigurable):
         config=True,
         help="Events kept in the all-tasks log that /taskstream/api/events resumes from.",
     )
+    retention_finished_events = Int(
+        1_000_000,
+        min=0,
+        config=True,
+        help="Events kept across the logs of all finished tasks, in memory and on disk (each kept "
+        "line costs the hub ~220 bytes). Past it, the oldest finished tasks' logs are cut to their "
+        "newest snapshot_log_lines events; the lines cut count in each task's log_dropped.",
+    )
     progress_rate_hz = Float(
         10.0,
         config=True,

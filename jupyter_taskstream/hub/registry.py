@@ -13,7 +13,7 @@ directly in tests. Everything runs on the server's asyncio loop, so no locks are
 from __future__ import annotations
 
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Iterable
 
 from traitlets import Callable as CallableTrait
@@ -25,6 +25,7 @@ from .commands import KernelCommands
 from .commit import CommitPipeline
 from .duplicates import BatchSequences
 from .eventlog import Event, EventLog, append_by_task, collector_paused, count_lines, line_events
+from .finished import FinishedTasks
 from .gate import ProgressGates
 from .options import RegistryOptions
 from .recovery import RestartRecovery
@@ -51,7 +52,7 @@ class TaskRegistry(RegistryOptions):
         super().__init__(**kwargs)
         self._tasks: OrderedDict[str, TaskState] = OrderedDict()
         self._logs: dict[str, EventLog] = {}
-        self._finished: deque[str] = deque()
+        self._finished = FinishedTasks()
         self._subscriptions: set[Subscription] = set()
         self.all_events = EventLog(self.retention_all_events)
         self.last_event_id = 0
@@ -316,6 +317,8 @@ class TaskRegistry(RegistryOptions):
             self.last_event_id = state.last_event_id
             self._commit.start_at(state.last_event_id)
             self._recovery.restore(self, state)
+            for task_id in self._finished.fit(self._logs, self.retention_finished_events, self.snapshot_log_lines):
+                self._commit.show_as_stored(self._tasks[task_id])  # as the next load would trim it again
 
     @property
     def orphans(self) -> set[str]:
@@ -376,6 +379,8 @@ class TaskRegistry(RegistryOptions):
         for log in woken.values():
             log.wake()
         self.all_events.wake()
+        if any(self._tasks[task_id].terminal for task_id in woken):  # a finished task's last events
+            self._finished.fit(self._logs, self.retention_finished_events, self.snapshot_log_lines)
 
     def _new_log(self, task: TaskState) -> EventLog:
         def trimmed(events: list[Event]) -> None:
@@ -391,8 +396,8 @@ class TaskRegistry(RegistryOptions):
 
     def _finish(self, task: TaskState) -> None:
         self._gates.drop(task.id)
+        self._finished.append(task.id)  # first: its log counts in the budget once its end is shown
         self._emit(task, "end", {})
-        self._finished.append(task.id)
         while len(self._finished) > self.max_tasks:
             old = self._finished.popleft()
             if old in self._tasks:
@@ -403,10 +408,7 @@ class TaskRegistry(RegistryOptions):
         log = self._logs.pop(task_id, None)
         if log is not None:
             log.close()
-        try:
-            self._finished.remove(task_id)
-        except ValueError:
-            pass
+        self._finished.discard(task_id)
         self._recovery.claimed(task_id)
         self._commit.forget(task_id)
         self.store.delete(task_id)

@@ -16,6 +16,7 @@ SET = {
     "progress_rate_hz": 4.0,
     "max_log_event_bytes": 1000,
     "max_tasks": 7,
+    "retention_finished_events": 3000,
     "snapshot_log_lines": 9,
     "all_snapshot_log_lines": 3,
     "subscriber_backlog": 77,
