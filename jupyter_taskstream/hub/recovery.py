@@ -33,7 +33,8 @@ class RestartRecovery:
         gone = 0
         for record in state.tasks:
             task = TaskState.from_record(record)
-            events = [_event(task.id, event_id, etype, data) for event_id, etype, data in state.events.get(task.id, [])]
+            # Popped: each task's decoded rows are freed as its events are made, not all at the end.
+            events = [_event(task.id, event_id, etype, data) for event_id, etype, data in state.events.pop(task.id, [])]
             registry.adopt(task, events)
             gone = max(gone, task.trimmed_through)
             merged.extend(e for e in events if e.id > task.trimmed_through)
