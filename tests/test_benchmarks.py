@@ -54,3 +54,15 @@ def test_the_write_lookup_diagnostic_prints_every_design(capsys):
     rows = {line.split("  ")[0].strip(): line for line in out[1:]}
     assert set(rows) == set(write_lookup.streams([]))
     assert all("× the file" in line for line in rows.values())
+
+
+def test_the_finished_budget_diagnostic_holds_what_it_allows(capsys):
+    """``python -m benchmarks.finished_budget``: a small run, the budgeted file loads within it."""
+    from benchmarks import finished_budget
+
+    rows = finished_budget.main(["6", "300", "700"])
+    unbounded = [r for r in rows if r["budget"] == finished_budget.UNBOUNDED]
+    budgeted = [r for r in rows if r["budget"] == 700]
+    assert [r["held"] for r in unbounded] == [6 * 304] * 2  # 300 lines, three statuses, the end
+    assert all(r["held"] <= 700 for r in budgeted) and budgeted[0]["file"] < unbounded[0]["file"]
+    assert "events held" in capsys.readouterr().out
