@@ -308,6 +308,14 @@ def line_events(first_id: int, task_id: str, data: dict, limit: int) -> list[Eve
         return [LineEvent(i, task_id, stream, text) for i, text in enumerate(lines, first_id)]
 
 
+def stored_event(event_id: int, task_id: str, etype: str, data: dict) -> Event:
+    """A stored event as the hub holds a live one: a plain log line as a `LineEvent` (no dict
+    kept: a full store at the default retention was ~9 million lines, 4.5 GB as dicts)."""
+    if etype == "log" and len(data) == 2 and "stream" in data and "text" in data:
+        return LineEvent(event_id, task_id, data["stream"], data["text"])
+    return Event(event_id, task_id, etype, data)
+
+
 def count_lines(events: list[Event]) -> int:
     """How many of ``events`` are log lines (a marker of dropped lines is none)."""
     return sum(1 for e in events if type(e) is LineEvent or (e.type == "log" and "dropped" not in e.data))

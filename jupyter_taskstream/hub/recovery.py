@@ -12,7 +12,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from ..protocol import TaskState
-from .eventlog import Event, LineEvent
+from .eventlog import Event
 from .store import LoadedState
 
 if TYPE_CHECKING:  # the registry owns a RestartRecovery; this module only calls it back
@@ -33,8 +33,7 @@ class RestartRecovery:
         gone = 0
         for record in state.tasks:
             task = TaskState.from_record(record)
-            # Popped: each task's decoded rows are freed as its events are made, not all at the end.
-            events = [_event(task.id, event_id, etype, data) for event_id, etype, data in state.events.pop(task.id, [])]
+            events = state.events.pop(task.id, [])
             registry.adopt(task, events)
             gone = max(gone, task.trimmed_through)
             merged.extend(e for e in events if e.id > task.trimmed_through)
@@ -65,11 +64,3 @@ class RestartRecovery:
                 failed.append(task_id)
         self.orphans.clear()
         return failed
-
-
-def _event(task_id: str, event_id: int, etype: str, data: dict) -> Event:
-    """A stored event as the hub holds a live one: a plain log line as a `LineEvent` (no dict
-    kept: a full store at the default retention is ~9 million lines, 4.5 GB as dicts)."""
-    if etype == "log" and len(data) == 2 and "stream" in data and "text" in data:
-        return LineEvent(event_id, task_id, data["stream"], data["text"])
-    return Event(event_id, task_id, etype, data)

@@ -19,12 +19,14 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from traitlets import Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..errors import TaskStreamError
+from .eventlog import Event, LineEvent, stored_event
 from .storerows import rows_and_runs, without_trimmed
 
 __all__ = ["LoadedState", "MemoryStore", "SQLiteStore", "StoreError", "TaskStore", "lock_exclusively"]
@@ -47,7 +49,7 @@ class LoadedState:
     """What a store hands back at start: task records oldest first, their events, the id counter."""
 
     tasks: list[dict] = field(default_factory=list)
-    events: dict[str, list[tuple[int, str, dict]]] = field(default_factory=dict)
+    events: dict[str, list[Event]] = field(default_factory=dict)
     last_event_id: int = 0
 
 
@@ -192,15 +194,17 @@ class SQLiteStore(TaskStore):
             self._seq = max(self._seq, seq)
         for event_id, task_id, etype, data in db.execute("SELECT id, task, type, data FROM events ORDER BY id"):
             if task_id in state.events:
-                state.events[task_id].append((event_id, etype, json.loads(data)))
+                state.events[task_id].append(stored_event(event_id, task_id, etype, json.loads(data)))
+        # A run's lines become the `LineEvent`s the hub holds, with no dict per line in between
+        # (a load's peak memory was twice what the kept lines hold after it).
         runs: dict[str, list] = {}
         for first, task_id, stream, texts in db.execute("SELECT id, task, stream, texts FROM lines ORDER BY id"):
             if task_id in state.events:
                 runs.setdefault(task_id, []).extend(
-                    (first + i, "log", {"stream": stream, "text": text}) for i, text in enumerate(json.loads(texts))
+                    LineEvent(i, task_id, stream, text) for i, text in enumerate(json.loads(texts), first)
                 )
         for task_id, lines in runs.items():
-            state.events[task_id] = sorted(state.events[task_id] + lines, key=_first)
+            state.events[task_id] = sorted(state.events[task_id] + lines, key=_event_id)
         return state
 
     # ---- the hot path --------------------------------------------------------------------
@@ -390,8 +394,7 @@ def lock_exclusively(path: str) -> tuple[bool, Any]:
     return True, handle
 
 
-def _first(item: tuple) -> int:
-    return item[0]
+_event_id = attrgetter("id")
 
 
 def _settle(done: asyncio.Future, error: BaseException | None) -> None:

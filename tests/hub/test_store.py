@@ -64,8 +64,10 @@ async def test_store_round_trip_group_commit_and_pruning(tmp_path):
     state = again.open()
     assert state.last_event_id == 500
     assert [t["id"] for t in state.tasks] == ["t1"]
-    assert [event_id for event_id, _, _ in state.events["t1"]] == list(range(334, 501))
-    by_id = {event_id: data for event_id, _, data in state.events["t1"]}
+    assert [e.id for e in state.events["t1"]] == list(range(334, 501))
+    # Handed back as the hub holds them: plain lines as `LineEvent`s, the marker as an `Event`.
+    assert {type(e) for e in state.events["t1"] if e.id != 401} == {LineEvent} and type(state.events["t1"][401 - 334]) is Event
+    by_id = {e.id: e.data for e in state.events["t1"]}
     assert by_id[401] == {"stream": "stdout", "text": "… 3 lines dropped …", "dropped": 3}
     assert by_id[451] == {"stream": "stderr", "text": "451"}
     assert by_id[500] == {"stream": "stdout", "text": "500"}
@@ -98,7 +100,7 @@ async def test_a_burst_longer_than_the_retention_is_stored_cut_and_loads_exactly
     again = SQLiteStore(path=path)
     state = again.open()
     again.close()
-    assert [(i, d["text"]) for i, _, d in state.events["b1"]] == [(i, str(i)) for i in range(4001, 5101)]
+    assert [(e.id, e.data["text"]) for e in state.events["b1"]] == [(i, str(i)) for i in range(4001, 5101)]
 
 
 async def test_a_restart_loads_plain_lines_compactly_with_the_collector_paused(tmp_path):
