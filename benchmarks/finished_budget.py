@@ -21,15 +21,19 @@ from jupyter_taskstream.hub.store import SQLiteStore
 
 UNBOUNDED = 10**12
 
+# Peak RSS is the process's VmHWM, which starts again at exec; getrusage's ru_maxrss does not
+# on Linux: it would report this (parent) process's size at the fork.
 _LOAD = """
-import resource, sys, time
+import sys, time
 from jupyter_taskstream.hub.registry import TaskRegistry
 from jupyter_taskstream.hub.store import SQLiteStore
 start = time.perf_counter()
 registry = TaskRegistry(store=SQLiteStore(path=sys.argv[1]), retention_finished_events=int(sys.argv[2]))
 registry.load()
 held = sum(len(registry.event_log(task.id)) for task in registry.tasks())
-print(time.perf_counter() - start, held, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+with open("/proc/self/status") as status:
+    peak = int(status.read().split("VmHWM:")[1].split()[0]) * 1024
+print(time.perf_counter() - start, held, peak)
 registry.close()
 """
 
