@@ -19,7 +19,6 @@ inner loop of the next epoch) replaces the closed one, so 30 epochs show one chi
 from __future__ import annotations
 
 import contextvars
-import math
 import threading
 from typing import Any, Callable
 
