@@ -25,7 +25,7 @@ from .batchbody import (
     joined,
     line_chars,
 )
-from .state import RateEstimator, TaskState, eta, eta_shown, rate_shown, rounded
+from .state import RateEstimator, TaskState, eta, eta_shown, rate_shown
 from .validate import (
     BAR_FIELDS,
     MAX_BARS,
@@ -64,7 +64,7 @@ from .wire import (
 __all__ = [
     "BAR_FIELDS", "DISPLAY_STATUSES", "JSON_TYPE", "PROTOCOL_HEADER", "TEXT_BATCH_TYPE", "JoinedLines", "decode_text_batch", "encode_batch", "joined", "line_chars", "ENV_DISCOVER", "ENV_PARENT", "ENV_SECRET", "ENV_TOKEN", "ENV_URL", "LOG_STREAMS", "MAX_BARS", "PROTOCOL_VERSION",
     "PUBLISH_SOCKET_PATH", "PUBLISHED_EVENT_TYPES", "SECRET_HEADER", "STATUSES", "SURROGATE_ESCAPE", "TERMINAL_STATUSES", "RateEstimator",
-    "TaskState", "check_count", "rate_shown", "rounded", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "eta_shown", "iso_time",
+    "TaskState", "check_count", "rate_shown", "check_fields", "check_unit", "display_status", "dropped_marker", "eta", "eta_shown", "iso_time",
     "lone_surrogate_path", "new_task_id", "replace_lone_surrogates", "validate_bars", "validate_event",
     "validate_name", "validate_task_id", "validate_task_spec",
 ]  # fmt: skip

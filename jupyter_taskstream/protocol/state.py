@@ -14,14 +14,8 @@ from ..errors import TaskFinished
 from .validate import BAR_FIELDS, MAX_BARS, MAX_COUNT
 from .wire import RATE_SMOOTHING, TERMINAL_STATUSES, display_status, iso_time
 
-__all__ = ["RateEstimator", "TaskState", "eta", "eta_shown", "rate_shown", "rounded"]
+__all__ = ["RateEstimator", "TaskState", "eta", "eta_shown", "rate_shown"]
 
-
-def rounded(value: float) -> float:
-    """``value`` to 4 significant digits, as readers see rates; never rounded up past the
-    largest float (``1.7976931348623157e308`` would become ``inf``, which JSON cannot carry)."""
-    out = float(f"{value:.4g}")
-    return out if math.isfinite(out) else value
 
 class RateEstimator:
     """tqdm's smoothed rate: an exponential moving average of the count's speed between samples.
@@ -72,9 +66,12 @@ def _in_contract(value: float | None) -> float | None:
 
 
 def rate_shown(rate: float | None) -> float | None:
-    """A measured rate as readers get it: 4 significant digits, or None when out of the contract's range."""
+    """A measured rate as readers get it: 4 significant digits, or None when out of the contract's range.
+
+    Within the range, rounding stays in it: the most it rounds up to is ``1e308`` itself.
+    """
     rate = _in_contract(rate)
-    return None if rate is None else min(rounded(rate), MAX_COUNT)
+    return None if rate is None else float(f"{rate:.4g}")
 
 
 def eta_shown(seconds: float | None) -> float | None:
